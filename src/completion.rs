@@ -1,0 +1,210 @@
+//! `Completion`: the one-shot handshake used by creation, stop, park and flush.
+//!
+//! Mirrors `struct completion` (`init_completion`, `complete`,
+//! `complete_all`, `wait_for_completion`, `reinit_completion`).
+//!
+//! # The word
+//!
+//! One `u32`, so the C ABI can embed it and a futex can sleep on it:
+//!
+//! | bits  | meaning |
+//! |-------|---------|
+//! | 0..31 | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
+//! | 31    | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
+//!
+//! `WAITERS` is sticky until [`Completion::reinit`]: clearing it safely would
+//! need a waiter count, and a spare wake costs less than that bookkeeping on
+//! the handshakes this type serves (one waiter, one completer).
+
+use crate::sync::{AtomicU32, Ordering};
+use crate::sys::futex::{self, Wake};
+use crate::sys::time::Deadline;
+use std::time::Duration;
+
+const WAITERS: u32 = 1 << 31;
+const DONE_ALL: u32 = WAITERS - 1;
+
+/// A one-shot (or counting) handshake between threads; mirrors `struct completion`.
+///
+/// ```
+/// use std::sync::Arc;
+/// let done = Arc::new(kthread::Completion::new());
+/// let d = done.clone();
+/// let k = kthread::run("completer", move || d.complete())?;
+/// done.wait();
+/// k.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[repr(C)]
+#[derive(Debug)]
+pub struct Completion {
+    word: AtomicU32,
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Completion {
+    /// A completion that has not completed; mirrors `init_completion()`.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// assert!(!c.is_done());
+    /// ```
+    #[cfg(not(kthread_loom))]
+    pub const fn new() -> Completion {
+        Completion {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// A completion that has not completed (loom build: not `const`).
+    #[cfg(kthread_loom)]
+    pub fn new() -> Completion {
+        Completion {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// Releases one waiter (or lets the next `wait` through); mirrors `complete()`.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// c.complete();
+    /// c.wait(); // returns at once, consuming the completion
+    /// assert!(!c.is_done());
+    /// ```
+    pub fn complete(&self) {
+        // Release: everything before `complete` is visible to the waiter that
+        // consumes it (pairs with the Acquire in `try_consume`).
+        let prev = self
+            .word
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+                if w & DONE_ALL >= DONE_ALL - 1 {
+                    None
+                } else {
+                    Some(w + 1)
+                }
+            })
+            .unwrap_or_else(|w| w);
+        if prev & WAITERS != 0 {
+            futex::wake(&self.word, 1);
+        }
+    }
+
+    /// Releases every waiter, now and later, until `reinit`; mirrors `complete_all()`.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// c.complete_all();
+    /// c.wait();
+    /// c.wait();
+    /// assert!(c.is_done());
+    /// ```
+    pub fn complete_all(&self) {
+        let prev = self.word.fetch_or(DONE_ALL, Ordering::Release);
+        if prev & WAITERS != 0 {
+            futex::wake(&self.word, i32::MAX);
+        }
+    }
+
+    /// Whether a `wait` would return at once; mirrors `completion_done()`.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// assert!(!c.is_done());
+    /// c.complete();
+    /// assert!(c.is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        self.word.load(Ordering::Acquire) & DONE_ALL != 0
+    }
+
+    /// Makes the completion usable again; mirrors `reinit_completion()`.
+    ///
+    /// Only valid while nobody waits on it.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// c.complete_all();
+    /// c.reinit();
+    /// assert!(!c.is_done());
+    /// ```
+    pub fn reinit(&self) {
+        self.word.swap(0, Ordering::AcqRel);
+    }
+
+    /// Sleeps until completed; mirrors `wait_for_completion()`.
+    ///
+    /// ```
+    /// let c = kthread::Completion::new();
+    /// c.complete();
+    /// c.wait();
+    /// ```
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Sleeps until completed or `timeout` passes; returns whether it completed.
+    ///
+    /// Mirrors `wait_for_completion_timeout()` (which returns jiffies left;
+    /// here a `bool`, since the caller can read a clock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let c = kthread::Completion::new();
+    /// assert!(!c.wait_timeout(Duration::from_millis(1)));
+    /// c.complete();
+    /// assert!(c.wait_timeout(Duration::from_secs(1)));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Some(Deadline::after(timeout)))
+    }
+
+    fn try_consume(&self) -> Option<u32> {
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            let done = w & DONE_ALL;
+            if done == 0 {
+                return Some(w);
+            }
+            if done == DONE_ALL {
+                return None;
+            }
+            // Acquire pairs with the Release in `complete`.
+            match self
+                .word
+                .compare_exchange_weak(w, w - 1, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return None,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
+    pub(crate) fn wait_until(&self, deadline: Option<Deadline>) -> bool {
+        loop {
+            let Some(mut w) = self.try_consume() else {
+                return true;
+            };
+            if w & WAITERS == 0 {
+                match self.word.compare_exchange(
+                    w,
+                    w | WAITERS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => w |= WAITERS,
+                    Err(_) => continue,
+                }
+            }
+            if futex::wait(&self.word, w, deadline) == Wake::TimedOut {
+                // One last look: a completion racing the timeout still counts.
+                return self.try_consume().is_none();
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Error types: small, specific, each with the errno the C ABI returns.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+
+/// Why a kthread call failed.
+///
+/// Each variant maps to the negative errno the kernel (and the C ABI)
+/// would return; see [`Error::errno`].
+///
+/// ```
+/// let err = kthread::create("bad\0name", || ()).unwrap_err();
+/// assert!(matches!(err, kthread::Error::InvalidName));
+/// assert_eq!(err.errno(), libc::EINVAL);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name holds an interior NUL byte.
+    InvalidName,
+    /// The CPU number is beyond what the OS can represent.
+    InvalidCpu(usize),
+    /// The CPU exists in no allowed set: offline, or outside this process's cpuset.
+    CpuNotAllowed(usize),
+    /// The NUMA node is not online.
+    InvalidNode(usize),
+    /// A stack size of zero or beyond [`crate::MAX_STACK_SIZE`].
+    InvalidStackSize(usize),
+    /// The kthread was already woken, so it can no longer be bound.
+    AlreadyStarted,
+    /// The kthread is already parked or being parked.
+    AlreadyParked,
+    /// The kthread's function has returned; it can no longer be parked.
+    Exited,
+    /// The call would wait for the calling thread itself.
+    WouldDeadlock,
+    /// `freeze` while the system is already frozen.
+    AlreadyFrozen,
+    /// `thaw` while the system is not frozen.
+    NotFrozen,
+    /// The call only makes sense inside a kthread.
+    NotKthread,
+    /// The worker has been destroyed.
+    Destroyed,
+    /// An operating-system call failed.
+    Os(io::Error),
+}
+
+impl Error {
+    /// The positive errno for this error (the C ABI returns its negation).
+    ///
+    /// ```
+    /// assert_eq!(kthread::Error::AlreadyParked.errno(), libc::EBUSY);
+    /// ```
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::InvalidName
+            | Error::InvalidCpu(_)
+            | Error::CpuNotAllowed(_)
+            | Error::InvalidNode(_)
+            | Error::InvalidStackSize(_)
+            | Error::NotFrozen
+            | Error::NotKthread => libc::EINVAL,
+            Error::AlreadyStarted | Error::AlreadyParked | Error::AlreadyFrozen => libc::EBUSY,
+            Error::Exited => libc::ENOSYS,
+            Error::WouldDeadlock => libc::EDEADLK,
+            Error::Destroyed => libc::ESHUTDOWN,
+            Error::Os(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidName => f.write_str("kthread name contains a NUL byte"),
+            Error::InvalidCpu(c) => write!(f, "CPU {c} is out of range"),
+            Error::CpuNotAllowed(c) => write!(f, "CPU {c} is offline or not allowed for this process"),
+            Error::InvalidNode(n) => write!(f, "NUMA node {n} is not online"),
+            Error::InvalidStackSize(s) => write!(f, "invalid stack size {s}"),
+            Error::AlreadyStarted => f.write_str("kthread was already woken"),
+            Error::AlreadyParked => f.write_str("kthread is already parked or being parked"),
+            Error::Exited => f.write_str("kthread has exited"),
+            Error::WouldDeadlock => f.write_str("call would wait for the calling thread itself"),
+            Error::AlreadyFrozen => f.write_str("the system is already frozen"),
+            Error::NotFrozen => f.write_str("the system is not frozen"),
+            Error::NotKthread => f.write_str("not called from a kthread"),
+            Error::Destroyed => f.write_str("worker has been destroyed"),
+            Error::Os(e) => write!(f, "OS call failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Os(e)
+    }
+}
+
+/// Why [`Kthread::stop`](crate::Kthread::stop) returned no value.
+///
+/// ```
+/// let k = kthread::create("never-woken", || 1)?;
+/// assert!(matches!(k.stop(), Err(kthread::StopError::NotStarted)));
+/// # Ok::<(), kthread::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum StopError {
+    /// The kthread was never woken, so its function never ran (the kernel's `-EINTR`).
+    NotStarted,
+    /// The function panicked; the payload is intact.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// `stop` was called from inside the kthread itself (`-EDEADLK`); the
+    /// stop request stands and the thread is left to finish on its own.
+    Current,
+}
+
+impl StopError {
+    /// The panic message, when the payload is a string.
+    ///
+    /// ```
+    /// let k = kthread::run("boom", || -> () { panic!("disk on fire") })?;
+    /// match k.stop() {
+    ///     Err(e) => assert_eq!(e.panic_message(), Some("disk on fire")),
+    ///     Ok(()) => unreachable!(),
+    /// }
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            StopError::Panicked(p) => p
+                .downcast_ref::<&'static str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            _ => None,
+        }
+    }
+
+    /// The errno the C ABI's `kthread_stop` returns for this outcome (positive).
+    ///
+    /// ```
+    /// assert_eq!(kthread::StopError::NotStarted.errno(), libc::EINTR);
+    /// ```
+    pub fn errno(&self) -> i32 {
+        match self {
+            StopError::NotStarted => libc::EINTR,
+            StopError::Panicked(_) => libc::EFAULT,
+            StopError::Current => libc::EDEADLK,
+        }
+    }
+}
+
+impl fmt::Debug for StopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopError::NotStarted => f.write_str("NotStarted"),
+            StopError::Panicked(_) => f
+                .debug_tuple("Panicked")
+                .field(&self.panic_message().unwrap_or("<non-string payload>"))
+                .finish(),
+            StopError::Current => f.write_str("Current"),
+        }
+    }
+}
+
+impl fmt::Display for StopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopError::NotStarted => f.write_str("kthread was stopped before it was ever woken"),
+            StopError::Panicked(_) => write!(
+                f,
+                "kthread panicked: {}",
+                self.panic_message().unwrap_or("<non-string payload>")
+            ),
+            StopError::Current => f.write_str("a kthread cannot stop itself"),
+        }
+    }
+}
+
+impl std::error::Error for StopError {}

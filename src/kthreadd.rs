@@ -1,0 +1,235 @@
+//! kthreadd: the process-wide spawner that gives every kthread a clean environment.
+//!
+//! Mirrors `kthreadd()` and `create_kthread()`. Creating a kthread posts a
+//! request to kthreadd's list and waits; kthreadd clones the OS thread, which
+//! inherits kthreadd's environment (every signal blocked), then resets the
+//! rest itself (policy, nice, affinity, memory policy; the kernel's
+//! "reset-after-create" in `kthread_create_on_node`) before it answers.
+//!
+//! kthreadd starts on first use, or explicitly with [`start`] first thing in
+//! `main`, so that it is born from a clean thread as the kernel's is at boot.
+
+use crate::completion::Completion;
+use crate::error::Error;
+use crate::sync::{lock, AtomicU32, Ordering};
+use crate::sys::{self, sched::CpuSet, signal, thread::RawThread};
+use crate::task::{self, flag, Task, TaskInit};
+use std::ffi::CString;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// What kthreadd and the new thread hand back to the creator.
+pub(crate) struct Reply {
+    /// Completed when both kthreadd (spawned or failed) and the new thread
+    /// (environment set up or failed) have answered: one wake for the creator.
+    done: Completion,
+    answers_left: AtomicU32,
+    thread: Mutex<Option<RawThread>>,
+    error: Mutex<Option<Error>>,
+}
+
+impl Reply {
+    pub(crate) fn new() -> Arc<Reply> {
+        Arc::new(Reply {
+            done: Completion::new(),
+            answers_left: AtomicU32::new(2),
+            thread: Mutex::new(None),
+            error: Mutex::new(None),
+        })
+    }
+
+    fn answer(&self, n: u32) {
+        // AcqRel: the last answer sees the other party's slots (thread/error).
+        if self.answers_left.fetch_sub(n, Ordering::AcqRel) == n {
+            self.done.complete();
+        }
+    }
+
+    /// The new thread's answer: ready to be woken, or failed (it then exits).
+    pub(crate) fn thread_answer(&self, result: Result<(), Error>) {
+        if let Err(e) = result {
+            *lock(&self.error) = Some(e);
+        }
+        self.answer(1);
+    }
+}
+
+type Main = Box<dyn FnOnce() + Send>;
+
+struct Request {
+    main: Main,
+    stack_size: usize,
+    reply: Arc<Reply>,
+}
+
+struct Kthreadd {
+    task: Task,
+    list: Mutex<Vec<Request>>,
+}
+
+static KTHREADD: OnceLock<Arc<Kthreadd>> = OnceLock::new();
+static START: Mutex<()> = Mutex::new(());
+
+/// Starts kthreadd if it is not running yet and returns its task.
+///
+/// Call it first thing in `main` so kthreadd (and so every kthread) is born
+/// from a thread whose environment nobody has changed yet; otherwise it
+/// starts on the first `create`.
+///
+/// ```
+/// let kthreadd = kthread::kthreadd::start()?;
+/// assert_eq!(kthreadd.name(), "kthreadd");
+/// # Ok::<(), kthread::Error>(())
+/// ```
+pub fn start() -> Result<Task, Error> {
+    get().map(|k| k.task.clone())
+}
+
+fn get() -> Result<&'static Arc<Kthreadd>, Error> {
+    if let Some(k) = KTHREADD.get() {
+        return Ok(k);
+    }
+    let _g = lock(&START);
+    if let Some(k) = KTHREADD.get() {
+        return Ok(k);
+    }
+    let task = Task::new(TaskInit {
+        name: "kthreadd".into(),
+        flags: flag::KTHREADD | flag::WOKEN,
+        node: None,
+        cpu: None,
+        data: None,
+    });
+    let k = Arc::new(Kthreadd {
+        task,
+        list: Mutex::new(Vec::new()),
+    });
+    let reply = Reply::new();
+    let (kd, r) = (k.clone(), reply.clone());
+    // Block every signal around the clone so kthreadd is never, not even for
+    // one instruction, a candidate for a process-directed signal.
+    let saved = signal::block_all()?;
+    let spawned = sys::thread::spawn(256 * 1024, Box::new(move || kthreadd_main(kd, r)));
+    signal::restore(&saved)?;
+    spawned?.detach()?;
+    reply.answer(1);
+    reply.done.wait();
+    if let Some(e) = lock(&reply.error).take() {
+        return Err(e);
+    }
+    let _ = KTHREADD.set(k);
+    Ok(KTHREADD.get().expect("just set"))
+}
+
+/// Resets the calling thread to the clean environment of SPEC §2; failures
+/// that only lose cleanliness are noted on the task, the rest are errors.
+pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<(), Error> {
+    use crate::sys::{mempolicy, sched};
+    signal::block_all()?;
+    let note = |n: String| {
+        crate::trace::env_note(t, &n);
+        lock(&t.0.env_notes).push(n);
+    };
+    if let Err(e) = sched::set_policy_normal(0) {
+        note(format!("scheduling policy not reset: {e}"));
+    }
+    match sched::nice(0) {
+        Ok(0) => {}
+        Ok(n) => {
+            if let Err(e) = sched::set_nice(0, 0) {
+                note(format!("nice {n} not reset to 0 ({e}; needs CAP_SYS_NICE)"));
+            }
+        }
+        Err(e) => note(format!("nice value unreadable: {e}")),
+    }
+    sched::set_affinity(0, affinity).map_err(|e| match (e.raw_os_error(), t.0.cpu) {
+        (Some(libc::EINVAL), Some(cpu)) => Error::CpuNotAllowed(cpu),
+        _ => Error::Os(e),
+    })?;
+    match t.node() {
+        Some(node) => mempolicy::prefer_node(node, sys::thread::stack_range()?)?,
+        None => mempolicy::set_default()?,
+    }
+    let os = cut_name(os_name);
+    sys::thread::set_name(&CString::new(os).map_err(|_| Error::InvalidName)?)?;
+    t.set_tid(sys::sched::gettid());
+    Ok(())
+}
+
+/// Linux keeps 15 bytes of a thread name; cut on a character boundary.
+pub(crate) fn cut_name(name: &str) -> &str {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
+    let me = &k.task;
+    task::set_current(me);
+    let env = clean_env(me, &CpuSet::all(), "kthreadd");
+    let ok = env.is_ok();
+    if ok {
+        crate::registry::add(me);
+    }
+    reply.thread_answer(env);
+    if !ok {
+        return;
+    }
+    loop {
+        task::set_current_state(task::TaskState::Interruptible);
+        let batch = std::mem::take(&mut *lock(&k.list));
+        if batch.is_empty() {
+            task::schedule();
+            continue;
+        }
+        task::set_current_state(task::TaskState::Running);
+        for req in batch {
+            spawn_one(req);
+        }
+    }
+}
+
+fn spawn_one(req: Request) {
+    #[cfg(feature = "fault-injection")]
+    if let Err(e) = sys::fault::check(sys::fault::Point::Spawn) {
+        drop(req.main);
+        *lock(&req.reply.error) = Some(Error::Os(e));
+        req.reply.answer(2);
+        return;
+    }
+    match sys::thread::spawn(req.stack_size, req.main) {
+        Ok(t) => {
+            *lock(&req.reply.thread) = Some(t);
+            req.reply.answer(1);
+        }
+        Err(e) => {
+            // The thread never ran, so it never answers: answer for both.
+            *lock(&req.reply.error) = Some(Error::Os(e));
+            req.reply.answer(2);
+        }
+    }
+}
+
+/// Hands `main` to kthreadd and waits until the new thread is set up.
+///
+/// On error, no thread is left behind: a thread that failed its setup is
+/// joined here, and `main` (with the user's closure) was dropped once.
+pub(crate) fn create(main: Main, stack_size: usize, reply: Arc<Reply>) -> Result<RawThread, Error> {
+    let k = get()?;
+    lock(&k.list).push(Request {
+        main,
+        stack_size,
+        reply: reply.clone(),
+    });
+    k.task.wake_up();
+    reply.done.wait();
+    let thread = lock(&reply.thread).take();
+    if let Some(e) = lock(&reply.error).take() {
+        if let Some(t) = thread {
+            t.join()?;
+        }
+        return Err(e);
+    }
+    Ok(thread.expect("kthreadd answered without a thread or an error"))
+}

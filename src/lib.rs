@@ -1,0 +1,76 @@
+//! The Linux kernel's kernel-thread model in user space.
+//!
+//! A *kthread* is an OS thread whose life follows `kernel/kthread.c`: it is
+//! created through a spawner thread, [`kthreadd`], that hands it a clean
+//! environment (signals blocked, `SCHED_OTHER` at nice 0, full affinity,
+//! default memory policy); it starts *stopped* and runs only once woken; it
+//! can be bound to a CPU or NUMA node before its first instruction; it stops
+//! cooperatively ([`should_stop`]) and hands back a result; it can be
+//! parked and frozen. [`Worker`]s run queued [`Work`] items with the
+//! kernel's "pending at most once" coalescing, flush and cancel.
+//!
+//! ```
+//! use kthread::{schedule, set_current_state, should_stop, TaskState};
+//!
+//! // Created stopped and bound before it runs a single instruction.
+//! let k = kthread::Builder::new("poller").cpu(0).create(|| {
+//!     let mut rounds = 0u64;
+//!     while !should_stop() {
+//!         set_current_state(TaskState::Interruptible);
+//!         if !should_stop() {
+//!             schedule(); // sleeps until woken or stopped: no lost wake-up
+//!         }
+//!         set_current_state(TaskState::Running);
+//!         rounds += 1;
+//!     }
+//!     rounds
+//! })?;
+//! k.wake_up();
+//! println!("{}", kthread::ps());
+//! let rounds = k.stop()?; // sets should_stop, wakes it, joins, returns its value
+//! assert!(rounds >= 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layers, lowest first: `sys` (every OS call), [`task`] and
+//! [`completion`], [`kthreadd`] and the [`Kthread`] handle, then
+//! [`freezer`], [`percpu`], [`worker`], and the registry ([`list`], [`ps`]).
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![cfg(target_os = "linux")]
+
+pub mod completion;
+mod error;
+pub mod freezer;
+mod kthread;
+pub mod kthreadd;
+pub mod percpu;
+mod registry;
+mod sync;
+mod sys;
+pub mod task;
+mod trace;
+pub mod worker;
+
+#[cfg(feature = "fault-injection")]
+pub use sys::fault;
+
+pub use completion::Completion;
+pub use error::{Error, StopError};
+pub use freezer::{freezable_should_stop, set_freezable, try_to_freeze};
+pub use kthread::{
+    create, current, parkme, run, should_park, should_stop, Builder, Kthread, DEFAULT_STACK_SIZE,
+    MAX_STACK_SIZE,
+};
+pub use percpu::PerCpu;
+pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};
+pub use task::{schedule, schedule_timeout, set_current_state, Task, TaskState};
+pub use worker::{DelayedWork, Work, Worker};
+
+/// Reports a broken invariant and aborts: used only where continuing would
+/// corrupt state (an OS call that cannot fail did), never for bad input.
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    eprintln!("kthread: fatal: {msg}");
+    std::process::abort()
+}

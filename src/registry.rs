@@ -1,0 +1,235 @@
+//! Introspection: every live kthread (and kthreadd), as `ps` would show it.
+
+use crate::sync::lock;
+use crate::sys::{procfs, sched};
+use crate::task::{flag, Task, TaskState};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
+
+pub(crate) fn add(t: &Task) {
+    lock(&TASKS).push(t.clone());
+}
+
+pub(crate) fn remove(t: &Task) {
+    let mut v = lock(&TASKS);
+    if let Some(i) = v.iter().position(|x| x == t) {
+        v.swap_remove(i);
+    }
+}
+
+/// The live tasks whose flags have all of `mask`.
+pub(crate) fn tasks_with(mask: u32) -> Vec<Task> {
+    lock(&TASKS)
+        .iter()
+        .filter(|t| t.flags() & mask == mask)
+        .cloned()
+        .collect()
+}
+
+/// Flags of a task, as listed by [`list`].
+///
+/// ```
+/// let k = kthread::create("flags", || ())?;
+/// k.bind(0)?;
+/// let info = kthread::list().into_iter().find(|i| i.tid == k.task().tid()).unwrap();
+/// assert!(info.flags.bound);
+/// # Ok::<(), kthread::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskFlags {
+    /// Affinity fixed by `bind` or a per-CPU set.
+    pub bound: bool,
+    /// Takes part in freezing.
+    pub freezable: bool,
+    /// Member of a per-CPU set.
+    pub per_cpu: bool,
+    /// This is kthreadd.
+    pub kthreadd: bool,
+    /// Runs a worker loop.
+    pub worker: bool,
+    /// A stop has been requested.
+    pub should_stop: bool,
+    /// A park has been requested.
+    pub should_park: bool,
+}
+
+impl TaskFlags {
+    fn from_raw(f: u32) -> TaskFlags {
+        TaskFlags {
+            bound: f & flag::BOUND != 0,
+            freezable: f & flag::FREEZABLE != 0,
+            per_cpu: f & flag::PER_CPU != 0,
+            kthreadd: f & flag::KTHREADD != 0,
+            worker: f & flag::WORKER != 0,
+            should_stop: f & flag::SHOULD_STOP != 0,
+            should_park: f & flag::SHOULD_PARK != 0,
+        }
+    }
+
+    fn letters(self) -> String {
+        [
+            (self.kthreadd, 'K'),
+            (self.worker, 'W'),
+            (self.bound, 'B'),
+            (self.per_cpu, 'C'),
+            (self.freezable, 'Z'),
+            (self.should_park, 'p'),
+            (self.should_stop, 's'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, c)| *c)
+        .collect::<String>()
+    }
+}
+
+/// One row of [`list`]: a live kthread as `ps` would show it.
+///
+/// ```
+/// let k = kthread::create("row", || ())?;
+/// let row = kthread::list().into_iter().find(|i| i.name == "row").unwrap();
+/// assert_eq!(row.state, kthread::TaskState::Uninterruptible);
+/// assert!(!row.allowed_cpus.is_empty());
+/// # Ok::<(), kthread::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// Full name.
+    pub name: String,
+    /// OS thread id.
+    pub tid: i32,
+    /// State word.
+    pub state: TaskState,
+    /// Flags.
+    pub flags: TaskFlags,
+    /// CPUs the thread may run on (`sched_getaffinity`).
+    pub allowed_cpus: Vec<usize>,
+    /// NUMA node asked for at creation.
+    pub node: Option<usize>,
+    /// CPU it last ran on (`/proc/self/task/TID/stat`).
+    pub last_cpu: usize,
+    /// User plus system CPU time.
+    pub cpu_time: Duration,
+    /// What could not be reset in its environment (e.g. nice without `CAP_SYS_NICE`).
+    pub env_notes: Vec<String>,
+}
+
+/// Every live kthread and kthreadd, sorted by tid.
+///
+/// ```
+/// let k = kthread::create("listed", || ())?;
+/// let rows = kthread::list();
+/// assert!(rows.iter().any(|r| r.flags.kthreadd && r.name == "kthreadd"));
+/// assert!(rows.iter().any(|r| r.tid == k.task().tid()));
+/// # Ok::<(), kthread::Error>(())
+/// ```
+pub fn list() -> Vec<TaskInfo> {
+    let tasks = lock(&TASKS).clone();
+    let mut out: Vec<TaskInfo> = tasks
+        .iter()
+        .filter_map(|t| {
+            let tid = t.tid();
+            let stat = procfs::thread_stat(tid)?;
+            Some(TaskInfo {
+                name: t.name().to_owned(),
+                tid,
+                state: t.state(),
+                flags: TaskFlags::from_raw(t.flags()),
+                allowed_cpus: sched::affinity(tid).map(|s| s.to_vec()).unwrap_or_default(),
+                node: t.node(),
+                last_cpu: stat.last_cpu,
+                cpu_time: stat.cpu_time,
+                env_notes: lock(&t.0.env_notes).clone(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|i| i.tid);
+    out
+}
+
+/// A printable `ps`-like table of [`list`].
+///
+/// ```
+/// let k = kthread::create("shown", || ())?;
+/// let table = kthread::ps().to_string();
+/// assert!(table.contains("kthreadd"));
+/// assert!(table.contains("shown"));
+/// # Ok::<(), kthread::Error>(())
+/// ```
+pub fn ps() -> Ps {
+    Ps(list())
+}
+
+/// The table [`ps`] returns; print it with `{}`.
+///
+/// ```
+/// println!("{}", kthread::ps());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Ps(pub Vec<TaskInfo>);
+
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
+            i += 1;
+        }
+        out.push(if cpus[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", cpus[i])
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+impl fmt::Display for Ps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:>7}  {:<20} {:<2} {:<7} {:<8} {:>4} {:>4} {:>9}",
+            "TID", "NAME", "S", "FLAGS", "CPUS", "NODE", "LAST", "TIME"
+        )?;
+        for i in &self.0 {
+            writeln!(
+                f,
+                "{:>7}  {:<20} {:<2} {:<7} {:<8} {:>4} {:>4} {:>7.3}ms{}",
+                i.tid,
+                i.name,
+                i.state.letter(),
+                i.flags.letters(),
+                cpu_list(&i.allowed_cpus),
+                i.node.map_or("-".to_owned(), |n| n.to_string()),
+                i.last_cpu,
+                i.cpu_time.as_secs_f64() * 1e3,
+                if i.env_notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ! {}", i.env_notes.join("; "))
+                }
+            )?;
+        }
+        write!(
+            f,
+            "(S: R run, S sleep, D uninterruptible, P parked, F frozen, X dead; \
+             FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, p should-park, s should-stop)"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_lists_compress_ranges() {
+        assert_eq!(super::cpu_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
+        assert_eq!(super::cpu_list(&[]), "");
+    }
+}

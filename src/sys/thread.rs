@@ -1,0 +1,95 @@
+//! Raw OS threads: pthread create/join/detach, names and the stack range.
+//!
+//! kthreads are plain pthreads rather than `std::thread`s so that kthreadd
+//! controls everything they inherit (signal mask, stack placement) and so the
+//! thread id is known before the user's function runs.
+
+use super::cvt_pthread;
+use std::ffi::CStr;
+use std::io;
+
+/// An OS thread that has not been joined or detached yet.
+#[derive(Debug)]
+pub(crate) struct RawThread(libc::pthread_t);
+
+// SAFETY: a pthread_t is an opaque id that any thread may join or detach.
+unsafe impl Send for RawThread {}
+// SAFETY: as above; the id is only read.
+unsafe impl Sync for RawThread {}
+
+type Main = Box<dyn FnOnce() + Send>;
+
+extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the Box<Main> leaked by `spawn` for exactly this thread.
+    let main = unsafe { Box::from_raw(arg.cast::<Main>()) };
+    // The thread main catches the user's panics itself; a panic escaping here
+    // would be a bug in this crate, and unwinding into C is undefined.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)).is_err() {
+        crate::fatal("kthread: internal panic escaped a thread main");
+    }
+    std::ptr::null_mut()
+}
+
+/// Starts an OS thread running `main` with the given stack size.
+///
+/// The new thread inherits the caller's signal mask, nice value, policy and
+/// affinity (pthread's defaults); kthreadd calls this with its clean ones.
+pub(crate) fn spawn(stack_size: usize, main: Main) -> io::Result<RawThread> {
+    #[cfg(feature = "fault-injection")]
+    super::fault::check(super::fault::Point::Spawn)?;
+    let arg = Box::into_raw(Box::new(main));
+    // SAFETY: the attr is initialised before use and destroyed on every path;
+    // `arg` is handed to the new thread on success and reclaimed on failure.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        cvt_pthread(libc::pthread_attr_init(&mut attr))?;
+        let size = stack_size.max(libc::PTHREAD_STACK_MIN);
+        let mut ret = libc::pthread_attr_setstacksize(&mut attr, size);
+        let mut native: libc::pthread_t = std::mem::zeroed();
+        if ret == 0 {
+            ret = libc::pthread_create(&mut native, &attr, start, arg.cast());
+        }
+        libc::pthread_attr_destroy(&mut attr);
+        if ret != 0 {
+            drop(Box::from_raw(arg));
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        Ok(RawThread(native))
+    }
+}
+
+impl RawThread {
+    /// Waits for the thread to end and reaps it.
+    pub(crate) fn join(self) -> io::Result<()> {
+        // SAFETY: the id came from pthread_create and is joined exactly once
+        // (`self` is consumed).
+        cvt_pthread(unsafe { libc::pthread_join(self.0, std::ptr::null_mut()) })
+    }
+
+    /// Lets the thread be reaped by itself when it ends.
+    pub(crate) fn detach(self) -> io::Result<()> {
+        // SAFETY: the id came from pthread_create and is detached exactly once.
+        cvt_pthread(unsafe { libc::pthread_detach(self.0) })
+    }
+}
+
+/// Sets the calling thread's OS name (at most 15 bytes; the caller cuts it).
+pub(crate) fn set_name(name: &CStr) -> io::Result<()> {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    super::cvt(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) }).map(drop)
+}
+
+/// The calling thread's stack as (lowest address, length).
+pub(crate) fn stack_range() -> io::Result<(usize, usize)> {
+    // SAFETY: the attr is filled by pthread_getattr_np and destroyed after use.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        cvt_pthread(libc::pthread_getattr_np(libc::pthread_self(), &mut attr))?;
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut len: libc::size_t = 0;
+        let ret = libc::pthread_attr_getstack(&attr, &mut addr, &mut len);
+        libc::pthread_attr_destroy(&mut attr);
+        cvt_pthread(ret)?;
+        Ok((addr as usize, len))
+    }
+}

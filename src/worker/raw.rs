@@ -1,0 +1,1041 @@
+//! The raw worker layer: caller-owned, pinned `RawWorker` / `RawWork`.
+//!
+//! This is the kernel's `struct kthread_worker` / `struct kthread_work`:
+//! the list link lives inside the work item, so queueing allocates nothing.
+//! The safe [`Worker`](super::Worker) / [`Work`](super::Work) and the C ABI
+//! are two thin fronts over these functions. All-zero memory is a valid,
+//! initialised worker and (with `func` set) work item, so C can define them
+//! statically (`DEFINE_KTHREAD_WORKER`, `KTHREAD_WORK_INIT`).
+//!
+//! # Structure
+//!
+//! * `incoming`: a lock-free LIFO stack of newly queued works (producers
+//!   push with one CAS), or the `IDLE` marker while the worker sleeps. A
+//!   push that replaces `IDLE` wakes the worker: a busy worker takes new
+//!   items with no syscall.
+//! * Under `lock`: the FIFO `list` (stack batches are reversed onto its
+//!   tail, so queue order is kept), the timer list of delayed works sorted by
+//!   deadline, and `current`, the work being run.
+//!
+//! # The work state word
+//!
+//! `state` = owner worker address | `PENDING` | `CANCELING`. `PENDING` is
+//! claimed by one CAS in `queue` (so a work is pending at most once) and
+//! cleared under the owner's lock when the worker takes it or a cancel
+//! removes it. *Running* is `owner.current == work` (as in the kernel), so
+//! the worker never touches a work after calling its function: the
+//! function may free it. Where a pending work sits (`whence`: stack, list,
+//! timer list) is known only under the lock; a claimed work not yet pushed
+//! is "in flight" for a few instructions, and lock holders that need it
+//! placed retry (the kernel's `try_to_grab_pending` `-EAGAIN` busy-retry).
+//!
+//! See `docs/design.md` for the flush-sentinel and cancel protocols.
+
+use super::lock::RawLock;
+use crate::completion::Completion;
+use crate::error::Error;
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::sys::time::Deadline;
+use crate::task::{self, TaskInner};
+use std::ptr;
+use std::time::Duration;
+
+/// A work function: called on the worker thread with the work item.
+pub type WorkFn = unsafe extern "C" fn(*mut RawWork);
+
+const PENDING: usize = 1;
+const CANCELING: usize = 2;
+const FLAG_MASK: usize = 63;
+
+const WHERE_NONE: u32 = 0;
+const WHERE_LIST: u32 = 1;
+const WHERE_TIMER: u32 = 2;
+
+/// The `incoming` marker of a sleeping worker.
+const IDLE: *mut RawWork = 1 as *mut RawWork;
+
+/// Worker flag: freeze between items (`KTW_FREEZABLE`).
+pub const KTW_FREEZABLE: u32 = 1;
+
+/// A work item; mirrors `struct kthread_work`.
+///
+/// Must not move while queued (pin it, or embed it in a heap or static object).
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawWork {
+    state: AtomicUsize,
+    next: UnsafeCell<*mut RawWork>,
+    prev: UnsafeCell<*mut RawWork>,
+    func: Option<WorkFn>,
+    /// Called (outside the lock) when the worker or a canceller is done with
+    /// a queued instance: the safe layer drops the queue's reference here.
+    release: Option<WorkFn>,
+    canceling: UnsafeCell<u32>,
+    whence: UnsafeCell<u32>,
+}
+
+/// A delayed work item; mirrors `struct kthread_delayed_work`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawDelayedWork {
+    /// The work item; `&dwork.work` is what runs.
+    pub work: RawWork,
+    /// Expiry on `CLOCK_MONOTONIC`, in nanoseconds (under the worker lock).
+    deadline: UnsafeCell<u64>,
+}
+
+/// A worker; mirrors `struct kthread_worker`.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct RawWorker {
+    incoming: AtomicPtr<RawWork>,
+    lock: RawLock,
+    flags: AtomicU32,
+    task: AtomicPtr<TaskInner>,
+    head: UnsafeCell<*mut RawWork>,
+    tail: UnsafeCell<*mut RawWork>,
+    timers: UnsafeCell<*mut RawWork>,
+    current: UnsafeCell<*mut RawWork>,
+    /// When the idle worker wakes by itself (ns; `u64::MAX` = never).
+    sleep_until: UnsafeCell<u64>,
+    panics: AtomicU64,
+    executed: AtomicU64,
+}
+
+// SAFETY: all shared fields are atomics or UnsafeCells accessed only under
+// `lock`; raw pointers in them are owned by the protocol, not by a thread.
+unsafe impl Send for RawWorker {}
+// SAFETY: as above.
+unsafe impl Sync for RawWorker {}
+// SAFETY: the cells are accessed only under the owning worker's lock, or by
+// the one thread that holds the PENDING claim before it publishes the work.
+unsafe impl Send for RawWork {}
+// SAFETY: as above.
+unsafe impl Sync for RawWork {}
+// SAFETY: as for RawWork; `deadline` is accessed under the worker lock.
+unsafe impl Send for RawDelayedWork {}
+// SAFETY: as above.
+unsafe impl Sync for RawDelayedWork {}
+
+#[inline(always)]
+fn get<T: Copy>(c: &UnsafeCell<T>) -> T {
+    // SAFETY: callers hold the lock that guards `c` (or own it exclusively).
+    c.with(|p| unsafe { *p })
+}
+
+#[inline(always)]
+fn set<T>(c: &UnsafeCell<T>, v: T) {
+    // SAFETY: as for `get`.
+    c.with_mut(|p| unsafe { *p = v })
+}
+
+fn owner_of(state: usize) -> *const RawWorker {
+    (state & !FLAG_MASK) as *const RawWorker
+}
+
+fn now_ns() -> u64 {
+    let d = Deadline::now().as_timespec();
+    d.tv_sec as u64 * 1_000_000_000 + d.tv_nsec as u64
+}
+
+fn deadline_of(ns: u64) -> Option<Deadline> {
+    (ns != u64::MAX).then(|| Deadline::after(Duration::from_nanos(ns.saturating_sub(now_ns()))))
+}
+
+impl RawWork {
+    /// A work item that will run `func`; mirrors `KTHREAD_WORK_INIT` / `kthread_init_work()`.
+    ///
+    /// ```
+    /// use kthread::worker::raw::RawWork;
+    /// unsafe extern "C" fn hello(_w: *mut RawWork) {}
+    /// let w = RawWork::new(Some(hello));
+    /// assert!(!w.is_pending());
+    /// ```
+    #[cfg(not(kthread_loom))]
+    pub const fn new(func: Option<WorkFn>) -> RawWork {
+        Self::with_release(func, None)
+    }
+
+    #[cfg(not(kthread_loom))]
+    pub(crate) const fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawWork {
+        RawWork {
+            state: AtomicUsize::new(0),
+            next: UnsafeCell::new(ptr::null_mut()),
+            prev: UnsafeCell::new(ptr::null_mut()),
+            func,
+            release,
+            canceling: UnsafeCell::new(0),
+            whence: UnsafeCell::new(WHERE_NONE),
+        }
+    }
+
+    /// A work item that will run `func` (loom build).
+    #[cfg(kthread_loom)]
+    pub fn new(func: Option<WorkFn>) -> RawWork {
+        Self::with_release(func, None)
+    }
+
+    #[cfg(kthread_loom)]
+    pub(crate) fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawWork {
+        RawWork {
+            state: AtomicUsize::new(0),
+            next: UnsafeCell::new(ptr::null_mut()),
+            prev: UnsafeCell::new(ptr::null_mut()),
+            func,
+            release,
+            canceling: UnsafeCell::new(0),
+            whence: UnsafeCell::new(WHERE_NONE),
+        }
+    }
+
+    /// Whether the item is queued or armed and has not started yet.
+    ///
+    /// ```
+    /// let w = kthread::worker::raw::RawWork::new(None);
+    /// assert!(!w.is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PENDING != 0
+    }
+
+    fn as_mut_ptr(&self) -> *mut RawWork {
+        self as *const RawWork as *mut RawWork
+    }
+
+    /// Claims PENDING for `worker`. Returns `Ok(previous owner)` on success.
+    ///
+    /// A work idle on another worker may move only while that worker is not
+    /// running it, which needs the old owner's lock (slow, rare path).
+    ///
+    /// # Safety
+    /// The previous owner, if any and different, must still exist.
+    unsafe fn claim(&self, worker: &RawWorker) -> Result<*const RawWorker, ()> {
+        let me = worker as *const RawWorker as usize;
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & (PENDING | CANCELING) != 0 {
+                return Err(());
+            }
+            let old = owner_of(s);
+            if !old.is_null() && old as usize != me {
+                // SAFETY: the caller guarantees the old owner exists.
+                return unsafe { self.claim_moving(worker, &*old, s) };
+            }
+            // Acquire: see the previous run's effects before republishing.
+            match self.state.compare_exchange_weak(
+                s,
+                me | PENDING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(old),
+                Err(cur) => s = cur,
+            }
+        }
+    }
+
+    #[cold]
+    fn claim_moving(
+        &self,
+        worker: &RawWorker,
+        old: &RawWorker,
+        s: usize,
+    ) -> Result<*const RawWorker, ()> {
+        old.lock.lock();
+        let running = get(&old.current) == self.as_mut_ptr();
+        let ok = !running
+            && self
+                .state
+                .compare_exchange(
+                    s,
+                    worker as *const RawWorker as usize | PENDING,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        old.lock.unlock();
+        if ok {
+            Ok(old)
+        } else {
+            Err(())
+        }
+    }
+
+    /// The worker this item was last queued on (null if never).
+    pub(crate) fn owner(&self) -> *const RawWorker {
+        owner_of(self.state.load(Ordering::Acquire))
+    }
+}
+
+impl RawDelayedWork {
+    /// A delayed work item that will run `func`; mirrors `kthread_init_delayed_work()`.
+    ///
+    /// ```
+    /// use kthread::worker::raw::{RawDelayedWork, RawWork};
+    /// unsafe extern "C" fn tick(_w: *mut RawWork) {}
+    /// let d = RawDelayedWork::new(Some(tick));
+    /// assert!(!d.work.is_pending());
+    /// ```
+    #[cfg(not(kthread_loom))]
+    pub const fn new(func: Option<WorkFn>) -> RawDelayedWork {
+        Self::with_release(func, None)
+    }
+
+    #[cfg(not(kthread_loom))]
+    pub(crate) const fn with_release(
+        func: Option<WorkFn>,
+        release: Option<WorkFn>,
+    ) -> RawDelayedWork {
+        RawDelayedWork {
+            work: RawWork::with_release(func, release),
+            deadline: UnsafeCell::new(0),
+        }
+    }
+
+    /// A delayed work item (loom build).
+    #[cfg(kthread_loom)]
+    pub fn new(func: Option<WorkFn>) -> RawDelayedWork {
+        Self::with_release(func, None)
+    }
+
+    #[cfg(kthread_loom)]
+    pub(crate) fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawDelayedWork {
+        RawDelayedWork {
+            work: RawWork::with_release(func, release),
+            deadline: UnsafeCell::new(0),
+        }
+    }
+}
+
+impl Default for RawWorker {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl RawWorker {
+    /// An empty worker with no thread attached; mirrors `kthread_init_worker()`.
+    ///
+    /// `flags` may hold [`KTW_FREEZABLE`].
+    ///
+    /// ```
+    /// let w = kthread::worker::raw::RawWorker::new(0);
+    /// assert_eq!(w.executed(), 0);
+    /// ```
+    #[cfg(not(kthread_loom))]
+    pub const fn new(flags: u32) -> RawWorker {
+        RawWorker {
+            incoming: AtomicPtr::new(ptr::null_mut()),
+            lock: RawLock::new(),
+            flags: AtomicU32::new(flags),
+            task: AtomicPtr::new(ptr::null_mut()),
+            head: UnsafeCell::new(ptr::null_mut()),
+            tail: UnsafeCell::new(ptr::null_mut()),
+            timers: UnsafeCell::new(ptr::null_mut()),
+            current: UnsafeCell::new(ptr::null_mut()),
+            sleep_until: UnsafeCell::new(u64::MAX),
+            panics: AtomicU64::new(0),
+            executed: AtomicU64::new(0),
+        }
+    }
+
+    /// An empty worker (loom build).
+    #[cfg(kthread_loom)]
+    pub fn new(flags: u32) -> RawWorker {
+        RawWorker {
+            incoming: AtomicPtr::new(ptr::null_mut()),
+            lock: RawLock::new(),
+            flags: AtomicU32::new(flags),
+            task: AtomicPtr::new(ptr::null_mut()),
+            head: UnsafeCell::new(ptr::null_mut()),
+            tail: UnsafeCell::new(ptr::null_mut()),
+            timers: UnsafeCell::new(ptr::null_mut()),
+            current: UnsafeCell::new(ptr::null_mut()),
+            sleep_until: UnsafeCell::new(u64::MAX),
+            panics: AtomicU64::new(0),
+            executed: AtomicU64::new(0),
+        }
+    }
+
+    /// How many work items this worker has run.
+    ///
+    /// ```
+    /// assert_eq!(kthread::worker::raw::RawWorker::new(0).executed(), 0);
+    /// ```
+    pub fn executed(&self) -> u64 {
+        self.executed.load(Ordering::Relaxed)
+    }
+
+    /// How many work items panicked (caught; the worker went on).
+    ///
+    /// ```
+    /// assert_eq!(kthread::worker::raw::RawWorker::new(0).panics(), 0);
+    /// ```
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_panic(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the calling thread is this worker's thread.
+    pub(crate) fn is_current_thread(&self) -> bool {
+        let t = self.task.load(Ordering::Acquire);
+        !t.is_null() && task::with_current(|c| c.is_some_and(|c| ptr::eq(c, t)))
+    }
+
+    /// Wakes the worker if it sleeps idle. Call with the lock held (the
+    /// task pointer is cleared under it when the thread leaves).
+    fn kick_locked(&self) {
+        if self.incoming.load(Ordering::Acquire) == IDLE {
+            let t = self.task.load(Ordering::Acquire);
+            // SAFETY: a non-null task pointer is valid while the lock is held:
+            // `worker_fn` clears it under the lock before its thread exits.
+            if let Some(t) = unsafe { t.as_ref() } {
+                t.mark_woken();
+                t.wake_state(task::WAKE_NORMAL);
+            }
+        }
+    }
+
+    /// Pushes a claimed work onto `incoming` (lock-free) and wakes an idle worker.
+    fn push(&self, work: &RawWork) {
+        let node = work.as_mut_ptr();
+        let mut head = self.incoming.load(Ordering::Relaxed);
+        loop {
+            set(&work.next, if head == IDLE { ptr::null_mut() } else { head });
+            // Release: the link and the claim are visible to the drainer
+            // (pairs with the Acquire swap in `drain_locked`).
+            match self
+                .incoming
+                .compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        if head == IDLE {
+            self.lock.lock();
+            let t = self.task.load(Ordering::Acquire);
+            // SAFETY: as in `kick_locked`: valid while the lock is held.
+            if let Some(t) = unsafe { t.as_ref() } {
+                t.mark_woken();
+                t.wake_state(task::WAKE_NORMAL);
+            }
+            self.lock.unlock();
+        }
+    }
+
+    /// Moves everything from `incoming` to the tail of the list, in queue order.
+    fn drain_locked(&self) {
+        let h = self.incoming.load(Ordering::Relaxed);
+        if h.is_null() || h == IDLE {
+            return;
+        }
+        // Only the lock holder replaces a node pointer, and only the worker
+        // (also under the lock) installs IDLE, so this swap returns a chain.
+        let mut p = self.incoming.swap(ptr::null_mut(), Ordering::AcqRel);
+        let mut rev: *mut RawWork = ptr::null_mut();
+        while !p.is_null() {
+            // SAFETY: every node on the stack is a live, claimed work (the
+            // queue contract keeps it alive and unmoved while pending).
+            let w = unsafe { &*p };
+            let next = get(&w.next);
+            set(&w.next, rev);
+            rev = p;
+            p = next;
+        }
+        // `rev` is now oldest-first: append each to the list tail.
+        while !rev.is_null() {
+            // SAFETY: as above.
+            let w = unsafe { &*rev };
+            let next = get(&w.next);
+            self.append_locked(w);
+            rev = next;
+        }
+    }
+
+    fn append_locked(&self, w: &RawWork) {
+        let node = w.as_mut_ptr();
+        let tail = get(&self.tail);
+        set(&w.prev, tail);
+        set(&w.next, ptr::null_mut());
+        if tail.is_null() {
+            set(&self.head, node);
+        } else {
+            // SAFETY: list nodes are live while on the list (queue contract).
+            set(unsafe { &(*tail).next }, node);
+        }
+        set(&self.tail, node);
+        set(&w.whence, WHERE_LIST);
+    }
+
+    fn insert_front_locked(&self, w: &RawWork) {
+        let head = get(&self.head);
+        if head.is_null() {
+            return self.append_locked(w);
+        }
+        set(&w.prev, ptr::null_mut());
+        set(&w.next, head);
+        // SAFETY: list nodes are live while on the list.
+        set(unsafe { &(*head).prev }, w.as_mut_ptr());
+        set(&self.head, w.as_mut_ptr());
+        set(&w.whence, WHERE_LIST);
+    }
+
+    fn insert_after_locked(&self, at: &RawWork, w: &RawWork) {
+        let next = get(&at.next);
+        set(&w.prev, at.as_mut_ptr());
+        set(&w.next, next);
+        set(&at.next, w.as_mut_ptr());
+        if next.is_null() {
+            set(&self.tail, w.as_mut_ptr());
+        } else {
+            // SAFETY: list nodes are live while on the list.
+            set(unsafe { &(*next).prev }, w.as_mut_ptr());
+        }
+        set(&w.whence, WHERE_LIST);
+    }
+
+    fn unlink_locked(&self, w: &RawWork) {
+        let (prev, next) = (get(&w.prev), get(&w.next));
+        if prev.is_null() {
+            set(&self.head, next);
+        } else {
+            // SAFETY: list nodes are live while on the list.
+            set(unsafe { &(*prev).next }, next);
+        }
+        if next.is_null() {
+            set(&self.tail, prev);
+        } else {
+            // SAFETY: as above.
+            set(unsafe { &(*next).prev }, prev);
+        }
+        set(&w.whence, WHERE_NONE);
+    }
+
+    fn pop_locked(&self) -> Option<&RawWork> {
+        let head = get(&self.head);
+        // SAFETY: list nodes are live while on the list.
+        let w = unsafe { head.as_ref() }?;
+        self.unlink_locked(w);
+        Some(w)
+    }
+
+    fn timer_insert_locked(&self, dw: &RawDelayedWork, at: u64) {
+        set(&dw.deadline, at);
+        let w = &dw.work;
+        let mut prev: *mut RawWork = ptr::null_mut();
+        let mut p = get(&self.timers);
+        // Sorted by deadline; equal deadlines keep arming order.
+        while !p.is_null() {
+            // SAFETY: timer-list nodes are live RawDelayedWorks (`work` is
+            // their first field, repr(C)).
+            let d = unsafe { &*(p as *const RawDelayedWork) };
+            if get(&d.deadline) > at {
+                break;
+            }
+            prev = p;
+            p = get(&d.work.next);
+        }
+        set(&w.prev, prev);
+        set(&w.next, p);
+        if prev.is_null() {
+            set(&self.timers, w.as_mut_ptr());
+        } else {
+            // SAFETY: as above.
+            set(unsafe { &(*prev).next }, w.as_mut_ptr());
+        }
+        if !p.is_null() {
+            // SAFETY: as above.
+            set(unsafe { &(*p).prev }, w.as_mut_ptr());
+        }
+        set(&w.whence, WHERE_TIMER);
+        if at < get(&self.sleep_until) {
+            self.kick_locked();
+        }
+    }
+
+    fn timer_remove_locked(&self, w: &RawWork) {
+        let (prev, next) = (get(&w.prev), get(&w.next));
+        if prev.is_null() {
+            set(&self.timers, next);
+        } else {
+            // SAFETY: timer-list nodes are live.
+            set(unsafe { &(*prev).next }, next);
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            set(unsafe { &(*next).prev }, prev);
+        }
+        set(&w.whence, WHERE_NONE);
+    }
+
+    /// Moves expired timers to the list tail; returns the next deadline (ns).
+    fn fire_timers_locked(&self) -> u64 {
+        let mut p = get(&self.timers);
+        if p.is_null() {
+            return u64::MAX;
+        }
+        let now = now_ns();
+        while !p.is_null() {
+            // SAFETY: timer-list nodes are live RawDelayedWorks.
+            let d = unsafe { &*(p as *const RawDelayedWork) };
+            let at = get(&d.deadline);
+            if at > now {
+                return at;
+            }
+            self.timer_remove_locked(&d.work);
+            self.append_locked(&d.work);
+            p = get(&self.timers);
+        }
+        u64::MAX
+    }
+}
+
+/// Queues `work` on `worker`; mirrors `kthread_queue_work()`.
+///
+/// Returns `false` if it was already pending (anywhere), being cancelled, or
+/// running on another worker. Allocates nothing; wakes the worker only if
+/// it is idle.
+///
+/// # Safety
+/// `work` must stay valid and unmoved until it has run or been cancelled,
+/// `worker` must outlive that too, and a worker the work was queued on
+/// before must still exist.
+pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
+    // SAFETY: forwarded caller contract.
+    if unsafe { work.claim(worker) }.is_err() {
+        return false;
+    }
+    worker.push(work);
+    crate::trace::work_queue(worker as *const RawWorker as usize, work as *const RawWork as usize);
+    true
+}
+
+/// Queues `dwork` to run after `delay`; mirrors `kthread_queue_delayed_work()`.
+///
+/// A zero delay queues it at once. Returns `false` if it was already pending.
+///
+/// # Safety
+/// As for [`queue`].
+pub unsafe fn queue_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
+    // SAFETY: forwarded caller contract.
+    if unsafe { dwork.work.claim(worker) }.is_err() {
+        return false;
+    }
+    arm(worker, dwork, delay);
+    true
+}
+
+fn arm(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) {
+    if delay.is_zero() {
+        worker.push(&dwork.work);
+        return;
+    }
+    let at = now_ns().saturating_add(delay.as_nanos().min(u64::MAX as u128) as u64);
+    worker.lock.lock();
+    worker.timer_insert_locked(dwork, at);
+    worker.lock.unlock();
+}
+
+/// What a lock holder found of a work on its owner.
+enum Grab {
+    /// It was pending; it has been taken off the list or timer list.
+    Taken,
+    /// It was not pending.
+    Idle,
+}
+
+/// With `owner` locked: take a pending `work` off wherever it sits,
+/// waiting out an in-flight push (the lock is dropped while waiting).
+fn grab_pending_locked(owner: &RawWorker, work: &RawWork) -> Grab {
+    loop {
+        owner.drain_locked();
+        match get(&work.whence) {
+            WHERE_LIST => owner.unlink_locked(work),
+            WHERE_TIMER => owner.timer_remove_locked(work),
+            _ if work.is_pending() => {
+                // Claimed but not yet pushed: a few instructions away.
+                owner.lock.unlock();
+                crate::sync::yield_now();
+                owner.lock.lock();
+                continue;
+            }
+            _ => return Grab::Idle,
+        }
+        work.state.fetch_and(!PENDING, Ordering::AcqRel);
+        return Grab::Taken;
+    }
+}
+
+/// Moves a delayed work's timer forward or back; mirrors `kthread_mod_delayed_work()`.
+///
+/// Arms it if idle (returns `false`), otherwise re-arms it with the new
+/// delay (returns `true`). If it is being cancelled, or pending on another
+/// worker, nothing changes and it returns `true` (the kernel lets the
+/// other command win).
+///
+/// # Safety
+/// As for [`queue`].
+pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
+    let work = &dwork.work;
+    loop {
+        // SAFETY: forwarded caller contract.
+        if unsafe { work.claim(worker) }.is_ok() {
+            arm(worker, dwork, delay);
+            return false;
+        }
+        let s = work.state.load(Ordering::Acquire);
+        if s & CANCELING != 0 || owner_of(s) != worker as *const RawWorker {
+            return true;
+        }
+        worker.lock.lock();
+        if owner_of(work.state.load(Ordering::Acquire)) != worker as *const RawWorker {
+            worker.lock.unlock();
+            continue;
+        }
+        if work.state.load(Ordering::Acquire) & CANCELING != 0 {
+            worker.lock.unlock();
+            return true;
+        }
+        match grab_pending_locked(worker, work) {
+            Grab::Idle => {
+                // It ran (or was cancelled) meanwhile: queue it afresh.
+                worker.lock.unlock();
+                continue;
+            }
+            Grab::Taken => {
+                // Still ours: re-arm without releasing the queue's reference.
+                work.state.fetch_or(PENDING, Ordering::AcqRel);
+                if delay.is_zero() {
+                    worker.append_locked(work);
+                    worker.kick_locked();
+                } else {
+                    let at = now_ns().saturating_add(delay.as_nanos().min(u64::MAX as u128) as u64);
+                    worker.timer_insert_locked(dwork, at);
+                }
+                worker.lock.unlock();
+                return true;
+            }
+        }
+    }
+}
+
+/// The flush sentinel: a work on the flusher's stack that completes a completion.
+#[repr(C)]
+struct Sentinel {
+    work: RawWork,
+    done: Completion,
+}
+
+unsafe extern "C" fn sentinel_fn(w: *mut RawWork) {
+    // SAFETY: only `Sentinel`s are queued with this function; `work` is
+    // their first field (repr(C)), and the flusher waits on `done`, so the
+    // sentinel lives until `complete` has published.
+    unsafe { (*(w as *const Sentinel)).done.complete() }
+}
+
+impl Sentinel {
+    fn new() -> Sentinel {
+        Sentinel {
+            work: RawWork::with_release(Some(sentinel_fn), None),
+            done: Completion::new(),
+        }
+    }
+}
+
+/// Locks `work`'s owner; `None` if it has none. Re-checks ownership under the lock.
+///
+/// # Safety
+/// The owner must still exist.
+unsafe fn lock_owner(work: &RawWork) -> Option<&RawWorker> {
+    loop {
+        let o = work.owner();
+        // SAFETY: the caller guarantees the owner exists.
+        let owner = unsafe { o.as_ref() }?;
+        owner.lock.lock();
+        if work.owner() == o {
+            return Some(owner);
+        }
+        owner.lock.unlock();
+    }
+}
+
+/// Waits for the instance of `work` queued or running now; mirrors `kthread_flush_work()`.
+///
+/// Returns `Ok(false)` at once if it is idle, `Ok(true)` after waiting.
+/// From the owner's own thread it would wait for itself: `Err(WouldDeadlock)`.
+/// An armed delayed work is fired at once and then waited for.
+///
+/// # Safety
+/// The worker `work` was last queued on must still exist.
+pub unsafe fn flush_work(work: &RawWork) -> Result<bool, Error> {
+    // SAFETY: forwarded caller contract.
+    match unsafe { lock_owner(work) } {
+        Some(owner) => flush_locked(owner, work),
+        None => Ok(false),
+    }
+}
+
+/// `flush_work` with `owner` (the work's owner) locked; unlocks it.
+pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Error> {
+    if owner.is_current_thread() {
+        let busy = work.is_pending() || get(&owner.current) == work.as_mut_ptr();
+        owner.lock.unlock();
+        return if busy { Err(Error::WouldDeadlock) } else { Ok(false) };
+    }
+    let sentinel = Sentinel::new();
+    loop {
+        owner.drain_locked();
+        match get(&work.whence) {
+            WHERE_LIST => {
+                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                owner.insert_after_locked(work, &sentinel.work);
+            }
+            WHERE_TIMER => {
+                // An armed timer: fire it now, then wait for that run (the
+                // kernel's `flush_delayed_work` semantics), so a flush never
+                // sleeps out a timer.
+                owner.timer_remove_locked(work);
+                owner.append_locked(work);
+                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                owner.insert_after_locked(work, &sentinel.work);
+                owner.kick_locked();
+            }
+            _ if get(&owner.current) == work.as_mut_ptr() => {
+                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                owner.insert_front_locked(&sentinel.work);
+            }
+            _ if work.is_pending() => {
+                owner.lock.unlock();
+                crate::sync::yield_now();
+                owner.lock.lock();
+                continue;
+            }
+            _ => {
+                owner.lock.unlock();
+                return Ok(false);
+            }
+        }
+        break;
+    }
+    owner.lock.unlock();
+    sentinel.done.wait();
+    Ok(true)
+}
+
+/// Locks `owner` if it is still `work`'s owner (the safe layer's entry).
+pub(crate) fn lock_if_owner(owner: &RawWorker, work: &RawWork) -> bool {
+    owner.lock.lock();
+    if work.owner() == owner as *const RawWorker {
+        return true;
+    }
+    owner.lock.unlock();
+    false
+}
+
+/// Waits for everything queued on `worker` before the call; mirrors `kthread_flush_worker()`.
+///
+/// From the worker's own thread: `Err(WouldDeadlock)`.
+///
+/// ```
+/// let w = kthread::worker::raw::RawWorker::new(0);
+/// // No thread attached: nothing queued, but the sentinel would wait for a
+/// // thread; flush a worker only once a thread runs it.
+/// # let _ = &w;
+/// ```
+pub fn flush_worker(worker: &RawWorker) -> Result<(), Error> {
+    if worker.is_current_thread() {
+        return Err(Error::WouldDeadlock);
+    }
+    let sentinel = Sentinel::new();
+    // SAFETY: the sentinel is fresh, and we wait for it to run before it
+    // goes out of scope.
+    let queued = unsafe { queue(worker, &sentinel.work) };
+    debug_assert!(queued);
+    sentinel.done.wait();
+    Ok(())
+}
+
+/// Cancels `work` and waits for a running instance; mirrors `kthread_cancel_work_sync()`.
+///
+/// Takes a pending (or armed) instance off its list and returns `true`;
+/// waits for a running instance to finish. Queue attempts meanwhile fail,
+/// so it also works on an item that re-queues itself. Called from the
+/// owner's own thread it cannot wait for the running instance (that would be
+/// itself): it cancels the pending one and returns.
+///
+/// # Safety
+/// The worker `work` was last queued on must still exist.
+pub unsafe fn cancel_sync(work: &RawWork) -> bool {
+    // SAFETY: forwarded caller contract.
+    match unsafe { lock_owner(work) } {
+        Some(owner) => cancel_locked(owner, work),
+        None => false,
+    }
+}
+
+/// `cancel_sync` with `owner` (the work's owner) locked; unlocks it.
+pub(crate) fn cancel_locked(owner: &RawWorker, work: &RawWork) -> bool {
+    // Block queueing first, so an instance that is running now cannot
+    // re-queue itself behind our back (`work->canceling++`).
+    set(&work.canceling, get(&work.canceling) + 1);
+    work.state.fetch_or(CANCELING, Ordering::AcqRel);
+    let was_pending = matches!(grab_pending_locked(owner, work), Grab::Taken);
+    let running = get(&owner.current) == work.as_mut_ptr() && !owner.is_current_thread();
+    let sentinel = Sentinel::new();
+    if running {
+        sentinel.work.state.store(PENDING, Ordering::Relaxed);
+        owner.insert_front_locked(&sentinel.work);
+    }
+    owner.lock.unlock();
+    if was_pending {
+        release(work);
+    }
+    if running {
+        sentinel.done.wait();
+    }
+    owner.lock.lock();
+    let left = get(&work.canceling) - 1;
+    set(&work.canceling, left);
+    if left == 0 {
+        work.state.fetch_and(!CANCELING, Ordering::AcqRel);
+    }
+    owner.lock.unlock();
+    was_pending
+}
+
+/// Cancels every armed timer of `worker` (used by destroy); returns how many.
+pub fn cancel_timers(worker: &RawWorker) -> usize {
+    let mut taken = Vec::new();
+    worker.lock.lock();
+    loop {
+        let p = get(&worker.timers);
+        // SAFETY: timer-list nodes are live.
+        let Some(w) = (unsafe { p.as_ref() }) else {
+            break;
+        };
+        worker.timer_remove_locked(w);
+        w.state.fetch_and(!PENDING, Ordering::AcqRel);
+        taken.push(p);
+    }
+    worker.lock.unlock();
+    for &p in &taken {
+        // SAFETY: each was pending, so the queue contract kept it alive;
+        // we took it off the list and now drop the queue's reference.
+        release(unsafe { &*p });
+    }
+    taken.len()
+}
+
+fn release(work: &RawWork) {
+    if let Some(r) = work.release {
+        // SAFETY: `release` was set by the safe layer for exactly this item;
+        // it drops the reference the queue held.
+        unsafe { r(work.as_mut_ptr()) }
+    }
+}
+
+/// Runs the worker loop on the calling kthread until it is stopped;
+/// mirrors `kthread_worker_fn()`.
+///
+/// Usable as any kthread's function over a caller-owned worker. Returns 0
+/// when stopped, or `-EBUSY` if another thread already serves `worker`.
+/// Stopping the thread directly abandons what is still queued (kernel
+/// behaviour); [`Worker::destroy`](super::Worker::destroy) flushes first.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kthread::worker::raw::{self, RawWorker};
+/// let w = Arc::new(RawWorker::new(0));
+/// let w2 = w.clone();
+/// let k = kthread::run("my-worker", move || raw::worker_fn(&w2))?;
+/// raw::flush_worker(&w)?;
+/// assert_eq!(k.stop()?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn worker_fn(worker: &RawWorker) -> i32 {
+    let me = task::current_or_adopt();
+    let me_ptr = &*me.0 as *const TaskInner as *mut TaskInner;
+    worker.lock.lock();
+    if !worker.task.load(Ordering::Acquire).is_null() {
+        worker.lock.unlock();
+        return -libc::EBUSY;
+    }
+    worker.task.store(me_ptr, Ordering::Release);
+    worker.lock.unlock();
+    me.0.flags.fetch_or(task::flag::WORKER, Ordering::AcqRel);
+    if worker.flags.load(Ordering::Relaxed) & KTW_FREEZABLE != 0 {
+        me.0.flags.fetch_or(task::flag::FREEZABLE, Ordering::AcqRel);
+    }
+    let freezable = me.is_freezable();
+
+    worker.lock.lock();
+    loop {
+        set(&worker.current, ptr::null_mut());
+        if crate::kthread::should_stop() {
+            worker.task.store(ptr::null_mut(), Ordering::Release);
+            worker.lock.unlock();
+            return 0;
+        }
+        let next_timer = worker.fire_timers_locked();
+        if get(&worker.head).is_null() {
+            worker.drain_locked();
+        }
+        if let Some(w) = worker.pop_locked() {
+            set(&worker.current, w.as_mut_ptr());
+            w.state.fetch_and(!PENDING, Ordering::AcqRel);
+            // Read before the call: the function may free the item.
+            let (func, rel) = (w.func, w.release);
+            let wp = w.as_mut_ptr();
+            worker.lock.unlock();
+            crate::trace::work_start(&me, wp as usize);
+            if let Some(f) = func {
+                // SAFETY: the queue contract keeps `wp` valid until its
+                // function has been called; Rust works catch their panics.
+                unsafe { f(wp) };
+            }
+            crate::trace::work_end(&me, wp as usize);
+            worker
+                .executed
+                .store(worker.executed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            if let Some(r) = rel {
+                // SAFETY: a work with a release hook is reference counted by
+                // the safe layer: the queue's reference is still held.
+                unsafe { r(wp) };
+            }
+            if freezable {
+                crate::freezer::try_to_freeze();
+            }
+            worker.lock.lock();
+            continue;
+        }
+        // Idle. Publish the sleeping state before the IDLE marker, so a
+        // producer that sees IDLE and wakes us cannot be lost.
+        task::set_current_state(task::TaskState::Interruptible);
+        if worker
+            .incoming
+            .compare_exchange(ptr::null_mut(), IDLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            task::set_current_state(task::TaskState::Running);
+            continue;
+        }
+        set(&worker.sleep_until, next_timer);
+        worker.lock.unlock();
+        if !crate::kthread::should_stop() {
+            task::schedule_until(deadline_of(next_timer));
+        }
+        task::set_current_state(task::TaskState::Running);
+        worker.lock.lock();
+        set(&worker.sleep_until, 0);
+        let _ = worker.incoming.compare_exchange(
+            IDLE,
+            ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}
