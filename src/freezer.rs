@@ -282,15 +282,17 @@ pub(crate) fn task_changed() {
 /// Sits in the refrigerator until thawed (or, with `check_stop`, stopped).
 /// Returns `true` (it froze). Mirrors `__refrigerator()`.
 pub(crate) fn refrigerator(t: &Task, check_stop: bool) -> bool {
+    // State first: once `freeze` sees the flag, `state()` already says Frozen.
+    t.set_state(task::FROZEN);
     t.0.flags.fetch_or(flag::FROZEN, Ordering::AcqRel);
     crate::trace::freeze(t);
     task_changed();
     loop {
-        t.set_state(task::FROZEN);
         if !freezing() || (check_stop && t.has(flag::SHOULD_STOP)) {
             break;
         }
         t.sleep(None);
+        t.set_state(task::FROZEN);
     }
     t.0.flags.fetch_and(!flag::FROZEN, Ordering::AcqRel);
     t.set_state(task::RUNNING);

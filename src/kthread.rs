@@ -283,8 +283,10 @@ fn thread_main<F, T>(
         if task.has(flag::SHOULD_PARK) {
             parkme_task(&task);
         }
-        if task.is_freezable() {
-            crate::freezer::try_to_freeze();
+        if task.is_freezable() && crate::freezer::freezing() {
+            // Woken while frozen: wait for the thaw, or a stop (the
+            // function must then still run, with should_stop() true).
+            crate::freezer::refrigerator(&task, true);
         }
         catch_unwind(AssertUnwindSafe(f)).map_err(StopError::Panicked)
     } else {
@@ -432,7 +434,8 @@ impl<T> Kthread<T> {
     ///     }
     ///     n
     /// })?;
-    /// assert!(k.stop()? >= 1);
+    /// let rounds = k.stop()?; // 0 if the stop came before the first round
+    /// # let _ = rounds;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(mut self) -> Result<T, StopError> {

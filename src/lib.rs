@@ -44,6 +44,8 @@ mod error;
 pub mod freezer;
 mod kthread;
 pub mod kthreadd;
+#[cfg(all(test, kthread_loom))]
+mod loom_models;
 pub mod percpu;
 mod registry;
 mod sync;

@@ -581,8 +581,9 @@ pub fn set_current_state(state: TaskState) {
 /// mirrors `schedule()`.
 ///
 /// A freezable kthread in an `Interruptible` sleep enters the refrigerator
-/// when the system freezes, and returns from `schedule` after the thaw (as
-/// a spurious wake: the caller re-checks its condition anyway).
+/// when the system freezes, and returns from `schedule` after the thaw, or
+/// at once when it is stopped (as a spurious wake: the caller re-checks its
+/// condition anyway), so a frozen kthread can always be stopped.
 ///
 /// ```
 /// // Without a preceding set_current_state the task is Running: returns at once.
@@ -617,12 +618,12 @@ pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
     let freezable = s == INTERRUPTIBLE && t.has(flag::FREEZABLE);
     if freezable && crate::freezer::freezing() {
         t.set_state(RUNNING);
-        crate::freezer::refrigerator(&t, false);
+        crate::freezer::refrigerator(&t, true);
         return false;
     }
     let timed_out = t.sleep(deadline);
     if freezable && crate::freezer::freezing() {
-        crate::freezer::refrigerator(&t, false);
+        crate::freezer::refrigerator(&t, true);
     }
     timed_out
 }

@@ -49,8 +49,14 @@ fn clock_ticks() -> u64 {
 mod tests {
     #[test]
     fn parses_a_stat_line_with_odd_name() {
-        let line = "123 (a) b (c)) S 1 1 1 0 -1 4194560 0 0 0 0 250 50 0 0 20 0 1 0 5 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-        let s = super::parse_stat(line).unwrap();
+        // Fields 3.. after the name: state, then 11 zeros up to utime (14).
+        let mut f = vec!["0"; 41];
+        f[0] = "S";
+        f[11] = "250"; // utime (field 14)
+        f[12] = "50"; // stime (field 15)
+        f[36] = "1"; // processor (field 39)
+        let line = format!("123 (a) b (c)) {}\n", f.join(" "));
+        let s = super::parse_stat(&line).unwrap();
         assert_eq!(s.last_cpu, 1);
         assert_eq!(s.cpu_time, std::time::Duration::from_secs(3));
     }

@@ -48,7 +48,7 @@ pub(crate) fn allowed_cpus() -> CpuSet {
     });
     let mut set = CpuSet::empty();
     for cpu in online.into_iter().filter(|&c| c < MAX_CPUS) {
-        if cpuset.as_ref().is_none_or(|l| l.contains(&cpu)) {
+        if cpuset.as_ref().map_or(true, |l| l.contains(&cpu)) {
             set.insert(cpu);
         }
     }

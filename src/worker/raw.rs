@@ -688,11 +688,11 @@ pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Dur
             return false;
         }
         let s = work.state.load(Ordering::Acquire);
-        if s & CANCELING != 0 || owner_of(s) != worker as *const RawWorker {
+        if s & CANCELING != 0 || !ptr::eq(owner_of(s), worker) {
             return true;
         }
         worker.lock.lock();
-        if owner_of(work.state.load(Ordering::Acquire)) != worker as *const RawWorker {
+        if !ptr::eq(owner_of(work.state.load(Ordering::Acquire)), worker) {
             worker.lock.unlock();
             continue;
         }
@@ -829,7 +829,7 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
 /// Locks `owner` if it is still `work`'s owner (the safe layer's entry).
 pub(crate) fn lock_if_owner(owner: &RawWorker, work: &RawWork) -> bool {
     owner.lock.lock();
-    if work.owner() == owner as *const RawWorker {
+    if ptr::eq(work.owner(), owner) {
         return true;
     }
     owner.lock.unlock();

@@ -1,0 +1,421 @@
+//! loom models of the protocols, one per protocol, over the real code.
+//!
+//! Run with `scripts/loom.sh` (`RUSTFLAGS="--cfg kthread_loom" cargo test
+//! --lib loom_`). Under `cfg(kthread_loom)` every atomic of the protocols is
+//! loom's and the futex is a loom mutex + condvar, so a missed wake-up is
+//! reported as a deadlock and a broken ordering as a failed assertion.
+//! Each model plays the kthread's side on a loom thread with the task
+//! installed as `current`, exactly as `thread_main` does.
+
+use crate::kthread::{exit, park_task, parkme_task, request_stop, unpark_task};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::task::{self, flag, Task, TaskInit};
+use crate::worker::raw::{self, RawDelayedWork, RawWork, RawWorker};
+use loom::thread;
+
+fn new_task(flags: u32) -> Task {
+    Task::new(TaskInit {
+        name: "model".into(),
+        flags,
+        node: None,
+        cpu: None,
+        data: None,
+    })
+}
+
+/// The kthread's start: sleep Uninterruptible until the first wake or a
+/// stop, then decide with the WOKEN bit (as `thread_main`).
+fn first_run(t: &Task) -> bool {
+    task::set_current(t);
+    t.sleep(None);
+    let ran = t.has(flag::WOKEN);
+    exit(t);
+    ran
+}
+
+fn created() -> Task {
+    let t = new_task(0);
+    t.set_state(task::UNINTERRUPTIBLE);
+    t
+}
+
+/// A wake racing a stop: the function runs iff the wake won the one atomic
+/// decision, `stop` always returns, and nothing sleeps forever.
+#[test]
+fn loom_stop_vs_wake_vs_first_run() {
+    loom::model(|| {
+        let t = created();
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || first_run(&t))
+        };
+        let waker = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.wake_up();
+            })
+        };
+        request_stop(&t);
+        t.0.exited.wait();
+        let ran = k.join().unwrap();
+        waker.join().unwrap();
+        assert_eq!(ran, t.has(flag::WOKEN), "ran without the WOKEN decision");
+    });
+}
+
+/// Once `wake_up` has returned, a stop can no longer cancel the function.
+#[test]
+fn loom_wake_then_stop_always_runs() {
+    loom::model(|| {
+        let t = created();
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || first_run(&t))
+        };
+        t.wake_up();
+        request_stop(&t);
+        t.0.exited.wait();
+        assert!(k.join().unwrap(), "a woken kthread must run its function");
+    });
+}
+
+/// The kernel's sleep pattern against a concurrent wake: no lost wake-up.
+#[test]
+fn loom_set_current_state_schedule_vs_wake_up() {
+    loom::model(|| {
+        let t = new_task(flag::WOKEN);
+        let cond = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (t, cond) = (t.clone(), cond.clone());
+            thread::spawn(move || {
+                task::set_current(&t);
+                loop {
+                    task::set_current_state(task::TaskState::Interruptible);
+                    if cond.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    task::schedule();
+                }
+                task::set_current_state(task::TaskState::Running);
+                task::clear_current();
+            })
+        };
+        cond.store(true, Ordering::Relaxed);
+        t.wake_up();
+        sleeper.join().unwrap();
+    });
+}
+
+/// A stop lands while the thread sleeps in its loop: it must see it.
+#[test]
+fn loom_stop_vs_schedule_loop() {
+    loom::model(|| {
+        let t = new_task(flag::WOKEN);
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || {
+                task::set_current(&t);
+                while !crate::kthread::should_stop() {
+                    task::set_current_state(task::TaskState::Uninterruptible);
+                    if !crate::kthread::should_stop() {
+                        task::schedule();
+                    }
+                    task::set_current_state(task::TaskState::Running);
+                }
+                exit(&t);
+            })
+        };
+        request_stop(&t);
+        t.0.exited.wait();
+        k.join().unwrap();
+    });
+}
+
+fn parkable_loop(t: &Task) {
+    task::set_current(t);
+    while !crate::kthread::should_stop() {
+        if crate::kthread::should_park() {
+            parkme_task(t);
+            continue;
+        }
+        task::set_current_state(task::TaskState::Interruptible);
+        if !crate::kthread::should_stop() && !crate::kthread::should_park() {
+            task::schedule();
+        }
+        task::set_current_state(task::TaskState::Running);
+    }
+    exit(t);
+}
+
+/// Park against a concurrent stop: park returns (parked, or `Exited`),
+/// the stop ends the thread, and nobody waits forever.
+#[test]
+fn loom_park_vs_unpark_vs_stop() {
+    loom::model(|| {
+        let t = new_task(flag::WOKEN);
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || parkable_loop(&t))
+        };
+        let stopper = {
+            let t = t.clone();
+            thread::spawn(move || {
+                request_stop(&t);
+                t.0.exited.wait();
+            })
+        };
+        match park_task(&t) {
+            Ok(()) => unpark_task(&t),
+            Err(e) => assert!(matches!(
+                e,
+                crate::Error::Exited | crate::Error::AlreadyParked
+            )),
+        }
+        stopper.join().unwrap();
+        k.join().unwrap();
+    });
+}
+
+/// Park acknowledgement: `park` returns only once the thread sits in parkme.
+#[test]
+fn loom_park_is_acknowledged() {
+    loom::model(|| {
+        let t = new_task(flag::WOKEN);
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || parkable_loop(&t))
+        };
+        park_task(&t).unwrap();
+        assert!(
+            t.has(flag::IS_PARKED),
+            "park returned before the thread parked"
+        );
+        unpark_task(&t);
+        request_stop(&t);
+        t.0.exited.wait();
+        k.join().unwrap();
+    });
+}
+
+/// Freeze entry against thaw and stop: freeze returns with the thread
+/// frozen (or exited), thaw releases it, the stop ends it.
+#[test]
+fn loom_freeze_vs_thaw_vs_stop() {
+    loom::model(|| {
+        let t = new_task(flag::WOKEN | flag::FREEZABLE);
+        crate::registry::add(&t);
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || {
+                task::set_current(&t);
+                while !crate::freezer::freezable_should_stop() {
+                    task::set_current_state(task::TaskState::Interruptible);
+                    if !crate::kthread::should_stop() {
+                        task::schedule();
+                    }
+                    task::set_current_state(task::TaskState::Running);
+                }
+                exit(&t);
+            })
+        };
+        let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
+            .expect("the only freezable task must freeze");
+        let f = t.flags();
+        assert!(
+            f & (flag::FROZEN | flag::EXITED) != 0,
+            "freeze returned early"
+        );
+        let stopper = {
+            let t = t.clone();
+            thread::spawn(move || request_stop(&t))
+        };
+        drop(guard);
+        stopper.join().unwrap();
+        t.0.exited.wait();
+        k.join().unwrap();
+    });
+}
+
+#[repr(C)]
+struct Counted {
+    work: RawWork,
+    runs: AtomicUsize,
+}
+
+unsafe extern "C" fn count_fn(w: *mut RawWork) {
+    // SAFETY: only `Counted`s use this function; `work` is their first field.
+    unsafe {
+        (*(w as *const Counted))
+            .runs
+            .fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+#[repr(C)]
+struct CountedDelayed {
+    dwork: RawDelayedWork,
+    runs: AtomicUsize,
+}
+
+unsafe extern "C" fn count_delayed_fn(w: *mut RawWork) {
+    // SAFETY: only `CountedDelayed`s use this function; the work is at offset 0.
+    unsafe {
+        (*(w as *const CountedDelayed))
+            .runs
+            .fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+fn start_worker(w: &Arc<RawWorker>) -> (Task, thread::JoinHandle<()>) {
+    let t = new_task(flag::WOKEN);
+    let h = {
+        let (t, w) = (t.clone(), w.clone());
+        thread::spawn(move || {
+            task::set_current(&t);
+            raw::worker_fn(&w);
+            exit(&t);
+        })
+    };
+    (t, h)
+}
+
+fn stop_worker(t: Task, h: thread::JoinHandle<()>) {
+    request_stop(&t);
+    t.0.exited.wait();
+    h.join().unwrap();
+}
+
+/// One item: a producer queues it, the worker runs it, the main thread
+/// flushes or cancels it. Every successful queue ends in exactly one run or
+/// one successful cancel; after cancel_sync the item is not running.
+#[test]
+fn loom_queue_execute_flush_cancel() {
+    loom::model(|| {
+        let w = Arc::new(RawWorker::new(0));
+        let item = Arc::new(Counted {
+            work: RawWork::new(Some(count_fn)),
+            runs: AtomicUsize::new(0),
+        });
+        let (t, h) = start_worker(&w);
+        let producer = {
+            let (w, item) = (w.clone(), item.clone());
+            // SAFETY: the item and worker outlive the model's threads.
+            thread::spawn(move || unsafe { raw::queue(&w, &item.work) })
+        };
+        let queued = producer.join().unwrap();
+        assert!(queued, "first queue of an idle item succeeds");
+        // SAFETY: the worker is alive.
+        let cancelled = unsafe { raw::cancel_sync(&item.work) };
+        let runs_after_cancel = item.runs.load(Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { raw::flush_work(&item.work) }.unwrap();
+        let runs = item.runs.load(Ordering::Relaxed);
+        assert_eq!(runs_after_cancel, runs, "ran after cancel_sync returned");
+        assert_eq!(runs + cancelled as usize, 1, "lost or duplicated item");
+        stop_worker(t, h);
+    });
+}
+
+/// Flush of an item racing its queue: if the queue happened before the
+/// flush started, the flush waits for that run.
+#[test]
+fn loom_flush_work_vs_queue() {
+    loom::model(|| {
+        let w = Arc::new(RawWorker::new(0));
+        let item = Arc::new(Counted {
+            work: RawWork::new(Some(count_fn)),
+            runs: AtomicUsize::new(0),
+        });
+        let (t, h) = start_worker(&w);
+        // SAFETY: the item and worker outlive the model's threads.
+        assert!(unsafe { raw::queue(&w, &item.work) });
+        // SAFETY: as above.
+        let waited = unsafe { raw::flush_work(&item.work) }.unwrap();
+        if waited {
+            assert_eq!(item.runs.load(Ordering::Relaxed), 1);
+        }
+        // A second flush finds it idle or waits for the same instance.
+        // SAFETY: as above.
+        unsafe { raw::flush_work(&item.work) }.unwrap();
+        assert_eq!(item.runs.load(Ordering::Relaxed), 1);
+        stop_worker(t, h);
+    });
+}
+
+/// Worker flush sentinel against a concurrent queue: what was queued
+/// before the flush began has run when it returns.
+#[test]
+fn loom_worker_flush_vs_queue() {
+    loom::model(|| {
+        let w = Arc::new(RawWorker::new(0));
+        let item = Arc::new(Counted {
+            work: RawWork::new(Some(count_fn)),
+            runs: AtomicUsize::new(0),
+        });
+        let queued = Arc::new(AtomicBool::new(false));
+        let (t, h) = start_worker(&w);
+        let producer = {
+            let (w, item, queued) = (w.clone(), item.clone(), queued.clone());
+            thread::spawn(move || {
+                // SAFETY: the item and worker outlive the model's threads.
+                assert!(unsafe { raw::queue(&w, &item.work) });
+                queued.store(true, Ordering::Release);
+            })
+        };
+        let before = queued.load(Ordering::Acquire);
+        raw::flush_worker(&w).unwrap();
+        if before {
+            assert_eq!(
+                item.runs.load(Ordering::Relaxed),
+                1,
+                "flush returned before an earlier item ran"
+            );
+        }
+        producer.join().unwrap();
+        raw::flush_worker(&w).unwrap();
+        assert_eq!(item.runs.load(Ordering::Relaxed), 1);
+        stop_worker(t, h);
+    });
+}
+
+/// Delayed work: arm, re-arm to now, cancel. It runs at most once, and not
+/// after a cancel that found it pending.
+#[test]
+fn loom_delayed_arm_mod_cancel() {
+    loom::model(|| {
+        let w = Arc::new(RawWorker::new(0));
+        let item = Arc::new(CountedDelayed {
+            dwork: RawDelayedWork::new(Some(count_delayed_fn)),
+            runs: AtomicUsize::new(0),
+        });
+        let (t, h) = start_worker(&w);
+        let hour = std::time::Duration::from_secs(3600);
+        // SAFETY: the item and worker outlive the model's threads.
+        assert!(unsafe { raw::queue_delayed(&w, &item.dwork, hour) });
+        let modder = {
+            let (w, item) = (w.clone(), item.clone());
+            // SAFETY: as above.
+            thread::spawn(move || unsafe {
+                raw::mod_delayed(&w, &item.dwork, std::time::Duration::ZERO)
+            })
+        };
+        // SAFETY: as above.
+        let cancelled = unsafe { raw::cancel_sync(&item.dwork.work) };
+        let was_pending = modder.join().unwrap();
+        // SAFETY: as above.
+        unsafe { raw::flush_work(&item.dwork.work) }.unwrap();
+        let runs = item.runs.load(Ordering::Relaxed);
+        let claims = 1 + usize::from(!was_pending);
+        assert_eq!(
+            runs + usize::from(cancelled),
+            claims,
+            "lost or duplicated item"
+        );
+        assert_eq!(
+            raw::cancel_timers(&w),
+            0,
+            "a timer outlived the re-arm to zero"
+        );
+        stop_worker(t, h);
+    });
+}
