@@ -253,13 +253,8 @@ where
 }
 
 /// The body of every kthread (the kernel's `kthread()`).
-fn thread_main<F, T>(
-    task: Task,
-    affinity: CpuSet,
-    f: F,
-    packet: Arc<Packet<T>>,
-    reply: Arc<Reply>,
-) where
+fn thread_main<F, T>(task: Task, affinity: CpuSet, f: F, packet: Arc<Packet<T>>, reply: Arc<Reply>)
+where
     F: FnOnce() -> T,
 {
     task::set_current(&task);
@@ -455,10 +450,13 @@ impl<T> Kthread<T> {
         }
         crate::trace::stop(&task);
         request_stop(&task);
-        task.0.exited.wait();
-        if let Some(t) = thread {
-            t.join()
-                .unwrap_or_else(|e| crate::fatal(&format!("pthread_join: {e}")));
+        // Joining is the wait: the thread writes its result, completes
+        // `exited` (no syscall when nobody waits on it) and returns.
+        match thread {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|e| crate::fatal(&format!("pthread_join: {e}"))),
+            None => task.0.exited.wait(),
         }
         let result = lock(&self.packet.0)
             .take()
@@ -686,7 +684,9 @@ pub(crate) fn parkme_task(task: &Task) {
 /// ```
 #[inline]
 pub fn should_stop() -> bool {
-    task::with_current(|t| t.is_some_and(|t| t.flags.load(Ordering::Relaxed) & flag::SHOULD_STOP != 0))
+    task::with_current(|t| {
+        t.is_some_and(|t| t.flags.load(Ordering::Relaxed) & flag::SHOULD_STOP != 0)
+    })
 }
 
 /// Whether the current kthread has been asked to park; mirrors `kthread_should_park()`.
@@ -696,7 +696,9 @@ pub fn should_stop() -> bool {
 /// ```
 #[inline]
 pub fn should_park() -> bool {
-    task::with_current(|t| t.is_some_and(|t| t.flags.load(Ordering::Relaxed) & flag::SHOULD_PARK != 0))
+    task::with_current(|t| {
+        t.is_some_and(|t| t.flags.load(Ordering::Relaxed) & flag::SHOULD_PARK != 0)
+    })
 }
 
 /// Parks the current kthread while a park is requested; mirrors `kthread_parkme()`.

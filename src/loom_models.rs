@@ -197,42 +197,56 @@ fn loom_park_is_acknowledged() {
     });
 }
 
-/// Freeze entry against thaw and stop: freeze returns with the thread
-/// frozen (or exited), thaw releases it, the stop ends it.
+fn freezable_loop(t: &Task) {
+    task::set_current(t);
+    while !crate::freezer::freezable_should_stop() {
+        task::set_current_state(task::TaskState::Interruptible);
+        if !crate::kthread::should_stop() {
+            task::schedule();
+        }
+        task::set_current_state(task::TaskState::Running);
+    }
+    exit(t);
+}
+
+fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
+    let t = new_task(flag::WOKEN | flag::FREEZABLE);
+    crate::registry::add(&t);
+    let h = {
+        let t = t.clone();
+        thread::spawn(move || freezable_loop(&t))
+    };
+    (t, h)
+}
+
+/// Freeze entry against the task's own progress, then thaw: freeze returns
+/// only with the task in the refrigerator, and the thaw always releases it.
 #[test]
-fn loom_freeze_vs_thaw_vs_stop() {
+fn loom_freeze_entry_vs_thaw() {
     loom::model(|| {
-        let t = new_task(flag::WOKEN | flag::FREEZABLE);
-        crate::registry::add(&t);
-        let k = {
-            let t = t.clone();
-            thread::spawn(move || {
-                task::set_current(&t);
-                while !crate::freezer::freezable_should_stop() {
-                    task::set_current_state(task::TaskState::Interruptible);
-                    if !crate::kthread::should_stop() {
-                        task::schedule();
-                    }
-                    task::set_current_state(task::TaskState::Running);
-                }
-                exit(&t);
-            })
-        };
+        let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
             .expect("the only freezable task must freeze");
-        let f = t.flags();
-        assert!(
-            f & (flag::FROZEN | flag::EXITED) != 0,
-            "freeze returned early"
-        );
-        let stopper = {
-            let t = t.clone();
-            thread::spawn(move || request_stop(&t))
-        };
+        assert!(t.has(flag::FROZEN), "freeze returned before the task froze");
+        assert_eq!(t.state(), task::TaskState::Frozen);
         drop(guard);
-        stopper.join().unwrap();
+        request_stop(&t);
         t.0.exited.wait();
         k.join().unwrap();
+    });
+}
+
+/// A task frozen in `freezable_should_stop` (or in its interruptible
+/// sleep) leaves the refrigerator on a stop, while the system stays frozen.
+#[test]
+fn loom_stop_of_frozen_task() {
+    loom::model(|| {
+        let (t, k) = spawn_freezable();
+        let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600)).unwrap();
+        request_stop(&t);
+        t.0.exited.wait();
+        k.join().unwrap();
+        drop(guard);
     });
 }
 

@@ -24,7 +24,8 @@ fn first_disallowed_cpu() -> usize {
 fn creation_rejects_each_bad_input_with_its_error() {
     let _w = watchdog("creation_rejects_each_bad_input", WATCHDOG);
     let bad_cpu = first_disallowed_cpu();
-    let rows: Vec<(&str, Builder, fn(&Error) -> bool, i32)> = vec![
+    type Row = (&'static str, Builder, fn(&Error) -> bool, i32);
+    let rows: Vec<Row> = vec![
         (
             "NUL in name",
             Builder::new("a\0b"),
@@ -33,37 +34,36 @@ fn creation_rejects_each_bad_input_with_its_error() {
         ),
         (
             "CPU beyond CPU_SETSIZE",
-            Builder::new("c").cpu(1 << 20),
+            Builder::new("bad-row-cpu").cpu(1 << 20),
             |e| matches!(e, Error::InvalidCpu(c) if *c == 1 << 20),
             libc::EINVAL,
         ),
         (
             "CPU not allowed",
-            Builder::new("c").cpu(bad_cpu),
+            Builder::new("bad-row-cpu2").cpu(bad_cpu),
             |e| matches!(e, Error::CpuNotAllowed(_)),
             libc::EINVAL,
         ),
         (
             "node not online",
-            Builder::new("n").node(4096),
+            Builder::new("bad-row-node").node(4096),
             |e| matches!(e, Error::InvalidNode(4096)),
             libc::EINVAL,
         ),
         (
             "zero stack",
-            Builder::new("s").stack_size(0),
+            Builder::new("bad-row-stack").stack_size(0),
             |e| matches!(e, Error::InvalidStackSize(0)),
             libc::EINVAL,
         ),
         (
             "absurd stack",
-            Builder::new("s").stack_size(usize::MAX),
+            Builder::new("bad-row-stack2").stack_size(usize::MAX),
             |e| matches!(e, Error::InvalidStackSize(_)),
             libc::EINVAL,
         ),
     ];
     for (what, builder, is_expected, errno) in rows {
-        let before = kthread::list().len();
         let err = builder.create(|| ()).expect_err(what);
         assert!(is_expected(&err), "{what}: got {err:?}");
         assert_eq!(err.errno(), errno, "{what}");

@@ -22,12 +22,20 @@ impl Deadline {
     /// `d` from now, saturating far in the future instead of overflowing.
     pub(crate) fn after(d: Duration) -> Deadline {
         let now = Self::now().0;
-        Deadline(now.checked_add(d).unwrap_or(Duration::from_secs(i64::MAX as u64 / 2)))
+        Deadline(
+            now.checked_add(d)
+                .unwrap_or(Duration::from_secs(i64::MAX as u64 / 2)),
+        )
     }
 
     /// Time left until the deadline (zero once passed).
     pub(crate) fn remaining(self) -> Duration {
         self.0.saturating_sub(Self::now().0)
+    }
+
+    /// Time since this point (zero if it is in the future).
+    pub(crate) fn elapsed(self) -> Duration {
+        Self::now().0.saturating_sub(self.0)
     }
 
     /// Whether the deadline has passed.

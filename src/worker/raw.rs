@@ -88,7 +88,9 @@ pub struct RawDelayedWork {
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct RawWorker {
-    incoming: AtomicPtr<RawWork>,
+    /// Producers' line: nothing else lives on it, so their CASes do not
+    /// steal the line of the worker's lock and list on every queue.
+    incoming: CacheLine<AtomicPtr<RawWork>>,
     lock: RawLock,
     flags: AtomicU32,
     task: AtomicPtr<TaskInner>,
@@ -100,6 +102,18 @@ pub struct RawWorker {
     sleep_until: UnsafeCell<u64>,
     panics: AtomicU64,
     executed: AtomicU64,
+}
+
+/// A value alone on its cache line.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 // SAFETY: all shared fields are atomics or UnsafeCells accessed only under
@@ -325,7 +339,7 @@ impl RawWorker {
     #[cfg(not(kthread_loom))]
     pub const fn new(flags: u32) -> RawWorker {
         RawWorker {
-            incoming: AtomicPtr::new(ptr::null_mut()),
+            incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
             lock: RawLock::new(),
             flags: AtomicU32::new(flags),
             task: AtomicPtr::new(ptr::null_mut()),
@@ -343,7 +357,7 @@ impl RawWorker {
     #[cfg(kthread_loom)]
     pub fn new(flags: u32) -> RawWorker {
         RawWorker {
-            incoming: AtomicPtr::new(ptr::null_mut()),
+            incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
             lock: RawLock::new(),
             flags: AtomicU32::new(flags),
             task: AtomicPtr::new(ptr::null_mut()),
@@ -404,26 +418,46 @@ impl RawWorker {
         let node = work.as_mut_ptr();
         let mut head = self.incoming.load(Ordering::Relaxed);
         loop {
-            set(&work.next, if head == IDLE { ptr::null_mut() } else { head });
+            set(
+                &work.next,
+                if head == IDLE { ptr::null_mut() } else { head },
+            );
             // Release: the link and the claim are visible to the drainer
             // (pairs with the Acquire swap in `drain_locked`).
-            match self
-                .incoming
-                .compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.incoming.compare_exchange_weak(
+                head,
+                node,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(h) => head = h,
             }
         }
         if head == IDLE {
-            self.lock.lock();
-            let t = self.task.load(Ordering::Acquire);
-            // SAFETY: as in `kick_locked`: valid while the lock is held.
-            if let Some(t) = unsafe { t.as_ref() } {
-                t.mark_woken();
-                t.wake_state(task::WAKE_NORMAL);
+            self.wake_idle();
+        }
+    }
+
+    /// Wakes the worker's thread (it published `IDLE`). The task is pinned
+    /// with a reference under the lock and woken after unlocking, so a
+    /// worker woken on this CPU does not run straight into our lock.
+    fn wake_idle(&self) {
+        self.lock.lock();
+        let t = self.task.load(Ordering::Acquire);
+        let task = (!t.is_null()).then(|| {
+            // SAFETY: a non-null task pointer is valid while the lock is held
+            // (`worker_fn` clears it under the lock before its thread exits),
+            // and it came from a live `Arc<TaskInner>`: taking one more
+            // strong reference keeps it valid after we unlock.
+            unsafe {
+                crate::sync::Arc::increment_strong_count(t);
+                crate::task::Task(crate::sync::Arc::from_raw(t))
             }
-            self.lock.unlock();
+        });
+        self.lock.unlock();
+        if let Some(t) = task {
+            t.wake_up();
         }
     }
 
@@ -436,24 +470,35 @@ impl RawWorker {
         // Only the lock holder replaces a node pointer, and only the worker
         // (also under the lock) installs IDLE, so this swap returns a chain.
         let mut p = self.incoming.swap(ptr::null_mut(), Ordering::AcqRel);
-        let mut rev: *mut RawWork = ptr::null_mut();
+        // One pass: walking the stack newest-first, build the doubly linked
+        // segment back to front (each node becomes the segment's new head),
+        // then splice it onto the list tail. Queue order is kept.
+        let newest = p;
+        let mut seg: *mut RawWork = ptr::null_mut();
         while !p.is_null() {
             // SAFETY: every node on the stack is a live, claimed work (the
             // queue contract keeps it alive and unmoved while pending).
             let w = unsafe { &*p };
             let next = get(&w.next);
-            set(&w.next, rev);
-            rev = p;
+            set(&w.next, seg);
+            set(&w.whence, WHERE_LIST);
+            if !seg.is_null() {
+                // SAFETY: as above.
+                set(unsafe { &(*seg).prev }, p);
+            }
+            seg = p;
             p = next;
         }
-        // `rev` is now oldest-first: append each to the list tail.
-        while !rev.is_null() {
-            // SAFETY: as above.
-            let w = unsafe { &*rev };
-            let next = get(&w.next);
-            self.append_locked(w);
-            rev = next;
+        let tail = get(&self.tail);
+        // SAFETY: `seg` is the oldest node of a non-empty chain, live as above.
+        set(unsafe { &(*seg).prev }, tail);
+        if tail.is_null() {
+            set(&self.head, seg);
+        } else {
+            // SAFETY: list nodes are live while on the list.
+            set(unsafe { &(*tail).next }, seg);
         }
+        set(&self.tail, newest);
     }
 
     fn append_locked(&self, w: &RawWork) {
@@ -610,7 +655,10 @@ pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
         return false;
     }
     worker.push(work);
-    crate::trace::work_queue(worker as *const RawWorker as usize, work as *const RawWork as usize);
+    crate::trace::work_queue(
+        worker as *const RawWorker as usize,
+        work as *const RawWork as usize,
+    );
     true
 }
 
@@ -784,7 +832,11 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
     if owner.is_current_thread() {
         let busy = work.is_pending() || get(&owner.current) == work.as_mut_ptr();
         owner.lock.unlock();
-        return if busy { Err(Error::WouldDeadlock) } else { Ok(false) };
+        return if busy {
+            Err(Error::WouldDeadlock)
+        } else {
+            Ok(false)
+        };
     }
     let sentinel = Sentinel::new();
     loop {
@@ -938,6 +990,54 @@ fn release(work: &RawWork) {
     }
 }
 
+/// Spins (bounded, yielding) with the lock dropped, waiting for new work.
+/// Returns with the lock held again; `true` if work arrived.
+fn idle_spin(worker: &RawWorker) -> bool {
+    #[cfg(kthread_loom)]
+    {
+        let _ = worker;
+        false
+    }
+    #[cfg(not(kthread_loom))]
+    {
+        worker.lock.unlock();
+        let arrived = || {
+            let p = worker.incoming.load(Ordering::Relaxed);
+            !p.is_null() || crate::kthread::should_stop()
+        };
+        let mut found = false;
+        'spin: for step in 0..IDLE_SPIN_STEPS {
+            for _ in 0..1u32 << step {
+                std::hint::spin_loop();
+            }
+            if arrived() {
+                found = true;
+                break 'spin;
+            }
+        }
+        if !found {
+            for _ in 0..IDLE_YIELDS {
+                std::thread::yield_now();
+                if arrived() {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        worker.lock.lock();
+        found
+    }
+}
+
+/// Doubling spin rounds before the idle worker yields (2^7 - 1 pauses in all).
+#[cfg(not(kthread_loom))]
+const IDLE_SPIN_STEPS: u32 = 7;
+/// A sleep shorter than this means work comes in streams: spin next time.
+const SPIN_IF_SLEPT_UNDER: Duration = Duration::from_micros(50);
+/// `sched_yield` rounds after the spin, before the worker sleeps.
+#[cfg(not(kthread_loom))]
+const IDLE_YIELDS: u32 = 4;
+
 /// Runs the worker loop on the calling kthread until it is stopped;
 /// mirrors `kthread_worker_fn()`.
 ///
@@ -971,6 +1071,7 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         me.0.flags.fetch_or(task::flag::FREEZABLE, Ordering::AcqRel);
     }
     let freezable = me.is_freezable();
+    let mut spin = false;
 
     worker.lock.lock();
     loop {
@@ -986,7 +1087,11 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         }
         if let Some(w) = worker.pop_locked() {
             set(&worker.current, w.as_mut_ptr());
-            w.state.fetch_and(!PENDING, Ordering::AcqRel);
+            // A plain store suffices: while PENDING is set no producer
+            // writes the word (their CAS fails), and CANCELING changes only
+            // under the lock we hold.
+            let s = w.state.load(Ordering::Relaxed);
+            w.state.store(s & !PENDING, Ordering::Release);
             // Read before the call: the function may free the item.
             let (func, rel) = (w.func, w.release);
             let wp = w.as_mut_ptr();
@@ -998,9 +1103,10 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
                 unsafe { f(wp) };
             }
             crate::trace::work_end(&me, wp as usize);
-            worker
-                .executed
-                .store(worker.executed.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            worker.executed.store(
+                worker.executed.load(Ordering::Relaxed) + 1,
+                Ordering::Relaxed,
+            );
             if let Some(r) = rel {
                 // SAFETY: a work with a release hook is reference counted by
                 // the safe layer: the queue's reference is still held.
@@ -1010,6 +1116,14 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
                 crate::freezer::try_to_freeze();
             }
             worker.lock.lock();
+            continue;
+        }
+        // Nothing to run. A worker that sleeps at once makes the next
+        // producer pay a futex wake (and the worker a context switch) per
+        // batch; spin briefly first, yielding so a producer sharing our CPU
+        // runs (PERF-NOTES: bare spinning is 5-10x worse there). Freezable
+        // workers do not spin: their sleep is a freeze point.
+        if spin && !freezable && next_timer == u64::MAX && idle_spin(worker) {
             continue;
         }
         // Idle. Publish the sleeping state before the IDLE marker, so a
@@ -1026,7 +1140,13 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         set(&worker.sleep_until, next_timer);
         worker.lock.unlock();
         if !crate::kthread::should_stop() {
+            let slept_from = Deadline::now();
             task::schedule_until(deadline_of(next_timer));
+            // Adaptive: spin before the next sleep only if this one was
+            // short, i.e. work tends to follow quickly (a stream of queues).
+            // A worker that idles between sparse requests sleeps at once,
+            // so it never delays a flusher or producer sharing its CPU.
+            spin = slept_from.elapsed() < SPIN_IF_SLEPT_UNDER;
         }
         task::set_current_state(task::TaskState::Running);
         worker.lock.lock();
