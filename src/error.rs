@@ -76,7 +76,9 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidName => f.write_str("kthread name contains a NUL byte"),
             Error::InvalidCpu(c) => write!(f, "CPU {c} is out of range"),
-            Error::CpuNotAllowed(c) => write!(f, "CPU {c} is offline or not allowed for this process"),
+            Error::CpuNotAllowed(c) => {
+                write!(f, "CPU {c} is offline or not allowed for this process")
+            }
             Error::InvalidNode(n) => write!(f, "NUMA node {n} is not online"),
             Error::InvalidStackSize(s) => write!(f, "invalid stack size {s}"),
             Error::AlreadyStarted => f.write_str("kthread was already woken"),

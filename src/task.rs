@@ -40,13 +40,13 @@
 
 use crate::completion::Completion;
 use crate::sync::{Arc, AtomicI32, AtomicU32, Ordering};
-use std::sync::Mutex;
 use crate::sys::futex::{self, Wake};
 use crate::sys::sched::CpuSet;
 use crate::sys::time::Deadline;
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub(crate) const RUNNING: u32 = 0;
@@ -477,7 +477,6 @@ impl TaskInner {
             }
         }
     }
-
 }
 
 // ---------------------------------------------------------------------------

@@ -59,13 +59,24 @@ pub(crate) fn work_queue(worker: usize, work: usize) {
     );
 }
 pub(crate) fn work_start(worker: &Task, work: usize) {
-    event!(TRACE, "sched_kthread_work_execute_start", worker, work = work);
+    event!(
+        TRACE,
+        "sched_kthread_work_execute_start",
+        worker,
+        work = work
+    );
 }
 pub(crate) fn work_end(worker: &Task, work: usize) {
     event!(TRACE, "sched_kthread_work_execute_end", worker, work = work);
 }
 pub(crate) fn work_panic(worker: &Task, work: usize, msg: &str) {
-    event!(ERROR, "kthread_work_panicked", worker, work = work, msg = msg);
+    event!(
+        ERROR,
+        "kthread_work_panicked",
+        worker,
+        work = work,
+        msg = msg
+    );
 }
 
 /// Whole-system freezer events (no task attached).

@@ -65,7 +65,9 @@ pub(crate) fn check(point: Point) -> io::Result<()> {
     let took = BUDGET[i].fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
     if took.is_ok() {
         INJECTED.fetch_add(1, Ordering::SeqCst);
-        return Err(io::Error::from_raw_os_error(ERRNO[i].load(Ordering::SeqCst)));
+        return Err(io::Error::from_raw_os_error(
+            ERRNO[i].load(Ordering::SeqCst),
+        ));
     }
     Ok(())
 }

@@ -27,7 +27,12 @@ pub(crate) fn set_default() -> io::Result<()> {
     super::fault::check(super::fault::Point::Mempolicy)?;
     // SAFETY: MPOL_DEFAULT takes no node mask.
     match cvt_long(unsafe {
-        libc::syscall(libc::SYS_set_mempolicy, MPOL_DEFAULT, std::ptr::null::<u64>(), 0)
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            MPOL_DEFAULT,
+            std::ptr::null::<u64>(),
+            0,
+        )
     }) {
         Err(e) if !no_numa(&e) => Err(e),
         _ => Ok(()),
@@ -44,7 +49,12 @@ pub(crate) fn prefer_node(node: usize, stack: (usize, usize)) -> io::Result<()> 
     let mask = node_mask(node);
     // SAFETY: `mask` holds MAX_NODES bits and lives across the call.
     let r = cvt_long(unsafe {
-        libc::syscall(libc::SYS_set_mempolicy, MPOL_PREFERRED, mask.as_ptr(), MAX_NODES + 1)
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            MPOL_PREFERRED,
+            mask.as_ptr(),
+            MAX_NODES + 1,
+        )
     });
     match r {
         Err(e) if no_numa(&e) => return Ok(()),
@@ -57,10 +67,17 @@ pub(crate) fn prefer_node(node: usize, stack: (usize, usize)) -> io::Result<()> 
     // SAFETY: [start, start+len) is this thread's own mapped stack, page
     // aligned; MPOL_PREFERRED with flags 0 only changes placement policy.
     match cvt_long(unsafe {
-        libc::syscall(libc::SYS_mbind, start, len, MPOL_PREFERRED, mask.as_ptr(), MAX_NODES + 1, 0)
+        libc::syscall(
+            libc::SYS_mbind,
+            start,
+            len,
+            MPOL_PREFERRED,
+            mask.as_ptr(),
+            MAX_NODES + 1,
+            0,
+        )
     }) {
         Err(e) if !no_numa(&e) => Err(e),
         _ => Ok(()),
     }
 }
-

@@ -43,8 +43,6 @@ fn clock_ticks() -> u64 {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -81,15 +81,12 @@ pub(crate) fn affinity(tid: libc::pid_t) -> io::Result<CpuSet> {
     Ok(s)
 }
 
-
 /// Puts thread `tid` (0 = the caller) in `SCHED_OTHER` at priority 0.
 pub(crate) fn set_policy_normal(tid: libc::pid_t) -> io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid sched_param for the duration of the call.
     cvt(unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) }).map(drop)
 }
-
-
 
 /// Sets the nice value of thread `tid` (0 = the caller); Linux keeps it per thread.
 pub(crate) fn set_nice(tid: libc::pid_t, nice: i32) -> io::Result<()> {

@@ -28,8 +28,5 @@ pub(crate) fn block_all() -> io::Result<SigMask> {
 /// Restores a mask saved by [`block_all`].
 pub(crate) fn restore(mask: &SigMask) -> io::Result<()> {
     // SAFETY: `mask.0` is a valid sigset_t; the old mask is not requested.
-    cvt_pthread(unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut())
-    })
+    cvt_pthread(unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut()) })
 }
-

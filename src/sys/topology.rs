@@ -37,14 +37,16 @@ pub(crate) fn online_cpus() -> Vec<usize> {
     })
 }
 
-
 /// Every CPU this process may run on: the cgroup's effective cpuset, within
 /// the online CPUs. This is the "full affinity" kthreads are given.
 pub(crate) fn allowed_cpus() -> CpuSet {
     let online = online_cpus();
     let cpuset = fs::read_to_string("/proc/self/cgroup").ok().and_then(|cg| {
         let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
-        read_list(&format!("/sys/fs/cgroup{}/cpuset.cpus.effective", path.trim_end()))
+        read_list(&format!(
+            "/sys/fs/cgroup{}/cpuset.cpus.effective",
+            path.trim_end()
+        ))
     });
     let mut set = CpuSet::empty();
     for cpu in online.into_iter().filter(|&c| c < MAX_CPUS) {

@@ -413,7 +413,11 @@ fn run_caught(raw: &RawWork, f: &dyn Fn()) {
             .copied()
             .or_else(|| p.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("<non-string payload>");
-        crate::trace::work_panic(&crate::task::current_or_adopt(), raw as *const RawWork as usize, msg);
+        crate::trace::work_panic(
+            &crate::task::current_or_adopt(),
+            raw as *const RawWork as usize,
+            msg,
+        );
     }
 }
 
@@ -514,8 +518,10 @@ impl Work {
     /// ```
     pub fn try_flush(&self) -> Result<bool, Error> {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw, |o| raw::flush_locked(o, &inner.raw))
-            .unwrap_or(Ok(false))
+        with_owner(&inner.keep, &inner.raw, |o| {
+            raw::flush_locked(o, &inner.raw)
+        })
+        .unwrap_or(Ok(false))
     }
 
     /// Cancels a pending instance and waits for a running one; mirrors
@@ -529,7 +535,10 @@ impl Work {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw, |o| raw::cancel_locked(o, &inner.raw)).unwrap_or(false)
+        with_owner(&inner.keep, &inner.raw, |o| {
+            raw::cancel_locked(o, &inner.raw)
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -623,7 +632,9 @@ impl DelayedWork {
     /// ```
     pub fn flush(&self) -> bool {
         let inner = &*self.0;
-        match with_owner(&inner.keep, &inner.raw.work, |o| raw::flush_locked(o, &inner.raw.work)) {
+        match with_owner(&inner.keep, &inner.raw.work, |o| {
+            raw::flush_locked(o, &inner.raw.work)
+        }) {
             None => false,
             Some(Ok(w)) => w,
             Some(Err(e)) => panic!("DelayedWork::flush: {e}: called from its own worker"),
@@ -638,7 +649,9 @@ impl DelayedWork {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw.work, |o| raw::cancel_locked(o, &inner.raw.work))
-            .unwrap_or(false)
+        with_owner(&inner.keep, &inner.raw.work, |o| {
+            raw::cancel_locked(o, &inner.raw.work)
+        })
+        .unwrap_or(false)
     }
 }
