@@ -45,6 +45,8 @@ pub type WorkFn = unsafe extern "C" fn(*mut RawWork);
 
 const PENDING: usize = 1;
 const CANCELING: usize = 2;
+/// Marks a flush sentinel: not counted as an executed work item.
+const SENTINEL: usize = 4;
 const FLAG_MASK: usize = 63;
 
 const WHERE_NONE: u32 = 0;
@@ -238,7 +240,7 @@ impl RawWork {
             // Acquire: see the previous run's effects before republishing.
             match self.state.compare_exchange_weak(
                 s,
-                me | PENDING,
+                me | PENDING | (s & SENTINEL),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -262,7 +264,7 @@ impl RawWork {
                 .state
                 .compare_exchange(
                     s,
-                    worker as *const RawWorker as usize | PENDING,
+                    worker as *const RawWorker as usize | PENDING | (s & SENTINEL),
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 )
@@ -787,10 +789,12 @@ unsafe extern "C" fn sentinel_fn(w: *mut RawWork) {
 
 impl Sentinel {
     fn new() -> Sentinel {
-        Sentinel {
+        let s = Sentinel {
             work: RawWork::with_release(Some(sentinel_fn), None),
             done: Completion::new(),
-        }
+        };
+        s.work.state.store(SENTINEL, Ordering::Relaxed);
+        s
     }
 }
 
@@ -843,7 +847,7 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
         owner.drain_locked();
         match get(&work.whence) {
             WHERE_LIST => {
-                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_after_locked(work, &sentinel.work);
             }
             WHERE_TIMER => {
@@ -852,12 +856,12 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
                 // sleeps out a timer.
                 owner.timer_remove_locked(work);
                 owner.append_locked(work);
-                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_after_locked(work, &sentinel.work);
                 owner.kick_locked();
             }
             _ if get(&owner.current) == work.as_mut_ptr() => {
-                sentinel.work.state.store(PENDING, Ordering::Relaxed);
+                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_front_locked(&sentinel.work);
             }
             _ if work.is_pending() => {
@@ -939,7 +943,7 @@ pub(crate) fn cancel_locked(owner: &RawWorker, work: &RawWork) -> bool {
     let running = get(&owner.current) == work.as_mut_ptr() && !owner.is_current_thread();
     let sentinel = Sentinel::new();
     if running {
-        sentinel.work.state.store(PENDING, Ordering::Relaxed);
+        sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
         owner.insert_front_locked(&sentinel.work);
     }
     owner.lock.unlock();
@@ -991,7 +995,9 @@ fn release(work: &RawWork) {
 }
 
 /// Spins (bounded, yielding) with the lock dropped, waiting for new work.
-/// Returns with the lock held again; `true` if work arrived.
+/// Returns with the lock held again; `true` if work arrived. The caller
+/// must re-examine everything afterwards: lock holders may have drained
+/// `incoming`, appended to the list or armed timers meanwhile.
 fn idle_spin(worker: &RawWorker) -> bool {
     #[cfg(kthread_loom)]
     {
@@ -1072,6 +1078,10 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
     }
     let freezable = me.is_freezable();
     let mut spin = false;
+    // Whether this idle period already spun: after a spin (lock dropped)
+    // the list, timers and `incoming` may all have changed, so the loop
+    // starts over instead of sleeping on what it saw before the spin.
+    let mut spun = false;
 
     worker.lock.lock();
     loop {
@@ -1092,6 +1102,7 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
             // under the lock we hold.
             let s = w.state.load(Ordering::Relaxed);
             w.state.store(s & !PENDING, Ordering::Release);
+            let counts = s & SENTINEL == 0;
             // Read before the call: the function may free the item.
             let (func, rel) = (w.func, w.release);
             let wp = w.as_mut_ptr();
@@ -1103,10 +1114,12 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
                 unsafe { f(wp) };
             }
             crate::trace::work_end(&me, wp as usize);
-            worker.executed.store(
-                worker.executed.load(Ordering::Relaxed) + 1,
-                Ordering::Relaxed,
-            );
+            if counts {
+                worker.executed.store(
+                    worker.executed.load(Ordering::Relaxed) + 1,
+                    Ordering::Relaxed,
+                );
+            }
             if let Some(r) = rel {
                 // SAFETY: a work with a release hook is reference counted by
                 // the safe layer: the queue's reference is still held.
@@ -1115,6 +1128,7 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
             if freezable {
                 crate::freezer::try_to_freeze();
             }
+            spun = false;
             worker.lock.lock();
             continue;
         }
@@ -1123,9 +1137,12 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         // batch; spin briefly first, yielding so a producer sharing our CPU
         // runs (PERF-NOTES: bare spinning is 5-10x worse there). Freezable
         // workers do not spin: their sleep is a freeze point.
-        if spin && !freezable && next_timer == u64::MAX && idle_spin(worker) {
+        if spin && !spun && !freezable && next_timer == u64::MAX {
+            spun = true;
+            idle_spin(worker);
             continue;
         }
+        spun = false;
         // Idle. Publish the sleeping state before the IDLE marker, so a
         // producer that sees IDLE and wakes us cannot be lost.
         task::set_current_state(task::TaskState::Interruptible);
