@@ -139,7 +139,7 @@ impl WorkerBuilder {
     ///
     /// ```
     /// let w = kthread::Worker::builder("w").create()?;
-    /// assert_eq!(w.task().state(), kthread::TaskState::Interruptible);
+    /// assert_eq!(w.task().name(), "w");
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn create(self) -> Result<Worker, Error> {
@@ -237,17 +237,17 @@ impl Worker {
     /// ```
     pub fn queue(&self, work: &Work) -> bool {
         let inner = &*work.0;
-        queue_with(&self.core, &inner.keep, &inner.raw, || {
-            let extra = work.0.clone();
-            // SAFETY: `extra` is the queue's reference: it keeps the item
-            // alive and unmoved until the worker or a canceller releases it;
-            // `keep` keeps any previous owner alive.
-            let ok = unsafe { raw::queue(&self.core, &inner.raw) };
-            if ok {
-                std::mem::forget(extra);
-            }
-            ok
-        })
+        let extra = work.0.clone();
+        // SAFETY: `extra` is the queue's reference: it keeps the item alive
+        // and unmoved until the worker or a canceller releases it; `Keep`
+        // keeps any previous owner alive.
+        let ok = unsafe {
+            raw::queue_hooked(&self.core, &inner.raw, &mut inner.keep.moved_to(&self.core))
+        };
+        if ok {
+            std::mem::forget(extra);
+        }
+        ok
     }
 
     /// Queues `work` to run after `delay`; mirrors `kthread_queue_delayed_work()`.
@@ -265,15 +265,20 @@ impl Worker {
     /// ```
     pub fn queue_delayed(&self, work: &DelayedWork, delay: Duration) -> bool {
         let inner = &*work.0;
-        queue_with(&self.core, &inner.keep, &inner.raw.work, || {
-            let extra = work.0.clone();
-            // SAFETY: as in `queue`.
-            let ok = unsafe { raw::queue_delayed(&self.core, &inner.raw, delay) };
-            if ok {
-                std::mem::forget(extra);
-            }
-            ok
-        })
+        let extra = work.0.clone();
+        // SAFETY: as in `queue`.
+        let ok = unsafe {
+            raw::queue_delayed_hooked(
+                &self.core,
+                &inner.raw,
+                delay,
+                &mut inner.keep.moved_to(&self.core),
+            )
+        };
+        if ok {
+            std::mem::forget(extra);
+        }
+        ok
     }
 
     /// Re-arms `work` to run after `delay` (arms it if idle); mirrors
@@ -293,16 +298,20 @@ impl Worker {
     /// ```
     pub fn mod_delayed(&self, work: &DelayedWork, delay: Duration) -> bool {
         let inner = &*work.0;
-        let mut was_pending = true;
-        queue_with(&self.core, &inner.keep, &inner.raw.work, || {
-            let extra = work.0.clone();
-            // SAFETY: as in `queue`.
-            was_pending = unsafe { raw::mod_delayed(&self.core, &inner.raw, delay) };
-            if !was_pending {
-                std::mem::forget(extra);
-            }
-            !was_pending
-        });
+        let extra = work.0.clone();
+        // SAFETY: as in `queue`.
+        let was_pending = unsafe {
+            raw::mod_delayed_hooked(
+                &self.core,
+                &inner.raw,
+                delay,
+                &mut inner.keep.moved_to(&self.core),
+            )
+        };
+        if !was_pending {
+            // Armed afresh: `extra` is the new claim's queue reference.
+            std::mem::forget(extra);
+        }
         was_pending
     }
 
@@ -359,36 +368,38 @@ impl Drop for Worker {
     }
 }
 
-/// The one place an owner change of a work is made: under the work's
-/// `keep` lock, which then holds the new owner alive for later flushes and
-/// cancels (the fast path, same owner, takes no lock).
-fn queue_with(
-    core: &Arc<RawWorker>,
-    keep: &Mutex<Option<Arc<RawWorker>>>,
-    raw: &RawWork,
-    claim: impl FnOnce() -> bool,
-) -> bool {
-    if raw.owner() == Arc::as_ptr(core) {
-        return claim();
-    }
-    let mut keep = lock(keep);
-    let ok = claim();
-    if raw.owner() == Arc::as_ptr(core) && !keep.as_ref().is_some_and(|k| Arc::ptr_eq(k, core)) {
-        *keep = Some(core.clone());
-    }
-    ok
+/// Keeps a work item's current owner alive, for `flush` and `cancel_sync`.
+///
+/// Invariant: `arc` holds the worker named in the item's state word. The
+/// owner changes only inside a claim, and the raw layer calls back right
+/// after such a claim, before the item is pushed (so before it can move
+/// again); `arc` is re-pointed there. A queue to the same owner (the common
+/// case) takes no lock.
+struct Keep {
+    arc: Mutex<Option<Arc<RawWorker>>>,
 }
 
-/// Runs `op` with the work's owner locked and alive; `None` if never queued.
-fn with_owner<R>(
-    keep: &Mutex<Option<Arc<RawWorker>>>,
-    raw: &RawWork,
-    op: impl Fn(&RawWorker) -> R,
-) -> Option<R> {
-    loop {
-        let owner = lock(keep).clone()?;
-        if raw::lock_if_owner(&owner, raw) {
-            return Some(op(&owner));
+impl Keep {
+    fn new() -> Keep {
+        Keep {
+            arc: Mutex::new(None),
+        }
+    }
+
+    /// The callback for a claim by `core` that changed the owner.
+    fn moved_to<'a>(&'a self, core: &'a Arc<RawWorker>) -> impl FnMut() + 'a {
+        move || *lock(&self.arc) = Some(core.clone())
+    }
+
+    /// Runs `op` with the item's owner locked and alive; `None` if never queued.
+    fn with_owner<R>(&self, raw: &RawWork, op: impl Fn(&RawWorker) -> R) -> Option<R> {
+        loop {
+            let owner = lock(&self.arc).clone()?;
+            if raw::lock_if_owner(&owner, raw) {
+                return Some(op(&owner));
+            }
+            // A claimer moved the item and is re-pointing `arc` right now.
+            std::thread::yield_now();
         }
     }
 }
@@ -396,7 +407,7 @@ fn with_owner<R>(
 #[repr(C)]
 struct WorkInner<F: ?Sized> {
     raw: RawWork,
-    keep: Mutex<Option<Arc<RawWorker>>>,
+    keep: Keep,
     f: F,
 }
 
@@ -469,7 +480,7 @@ impl Work {
     pub fn new<F: Fn() + Send + Sync + 'static>(f: F) -> Work {
         let inner: Arc<WorkInner<F>> = Arc::new(WorkInner {
             raw: RawWork::with_release(Some(work_trampoline::<F>), Some(work_release::<F>)),
-            keep: Mutex::new(None),
+            keep: Keep::new(),
             f,
         });
         Work(inner)
@@ -518,7 +529,7 @@ impl Work {
     /// ```
     pub fn try_flush(&self) -> Result<bool, Error> {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw, |o| {
+        inner.keep.with_owner(&inner.raw, |o| {
             raw::flush_locked(o, &inner.raw)
         })
         .unwrap_or(Ok(false))
@@ -535,7 +546,7 @@ impl Work {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw, |o| {
+        inner.keep.with_owner(&inner.raw, |o| {
             raw::cancel_locked(o, &inner.raw)
         })
         .unwrap_or(false)
@@ -545,7 +556,7 @@ impl Work {
 #[repr(C)]
 struct DelayedInner<F: ?Sized> {
     raw: RawDelayedWork,
-    keep: Mutex<Option<Arc<RawWorker>>>,
+    keep: Keep,
     f: F,
 }
 
@@ -597,7 +608,7 @@ impl DelayedWork {
                 Some(delayed_trampoline::<F>),
                 Some(delayed_release::<F>),
             ),
-            keep: Mutex::new(None),
+            keep: Keep::new(),
             f,
         });
         DelayedWork(inner)
@@ -632,7 +643,7 @@ impl DelayedWork {
     /// ```
     pub fn flush(&self) -> bool {
         let inner = &*self.0;
-        match with_owner(&inner.keep, &inner.raw.work, |o| {
+        match inner.keep.with_owner(&inner.raw.work, |o| {
             raw::flush_locked(o, &inner.raw.work)
         }) {
             None => false,
@@ -649,7 +660,7 @@ impl DelayedWork {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        with_owner(&inner.keep, &inner.raw.work, |o| {
+        inner.keep.with_owner(&inner.raw.work, |o| {
             raw::cancel_locked(o, &inner.raw.work)
         })
         .unwrap_or(false)

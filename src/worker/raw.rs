@@ -225,7 +225,16 @@ impl RawWork {
     ///
     /// # Safety
     /// The previous owner, if any and different, must still exist.
-    unsafe fn claim(&self, worker: &RawWorker) -> Result<*const RawWorker, ()> {
+    ///
+    /// `moved` runs right after a claim that changed the owner (first queue,
+    /// or a move), before the item is pushed: it cannot move again until it
+    /// has run, so the safe layer can re-point its owner reference there
+    /// without racing another move.
+    unsafe fn claim(
+        &self,
+        worker: &RawWorker,
+        moved: &mut dyn FnMut(),
+    ) -> Result<*const RawWorker, ()> {
         let me = worker as *const RawWorker as usize;
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
@@ -235,7 +244,7 @@ impl RawWork {
             let old = owner_of(s);
             if !old.is_null() && old as usize != me {
                 // SAFETY: the caller guarantees the old owner exists.
-                return unsafe { self.claim_moving(worker, &*old, s) };
+                return unsafe { self.claim_moving(worker, &*old, s, moved) };
             }
             // Acquire: see the previous run's effects before republishing.
             match self.state.compare_exchange_weak(
@@ -244,7 +253,12 @@ impl RawWork {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(old),
+                Ok(_) => {
+                    if old.is_null() {
+                        moved();
+                    }
+                    return Ok(old);
+                }
                 Err(cur) => s = cur,
             }
         }
@@ -256,6 +270,7 @@ impl RawWork {
         worker: &RawWorker,
         old: &RawWorker,
         s: usize,
+        moved: &mut dyn FnMut(),
     ) -> Result<*const RawWorker, ()> {
         old.lock.lock();
         let running = get(&old.current) == self.as_mut_ptr();
@@ -269,6 +284,9 @@ impl RawWork {
                     Ordering::Relaxed,
                 )
                 .is_ok();
+        if ok {
+            moved();
+        }
         old.lock.unlock();
         if ok {
             Ok(old)
@@ -653,7 +671,21 @@ impl RawWorker {
 /// before must still exist.
 pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
     // SAFETY: forwarded caller contract.
-    if unsafe { work.claim(worker) }.is_err() {
+    unsafe { queue_hooked(worker, work, &mut || {}) }
+}
+
+/// As [`queue`], running `moved` if the claim changed the item's owner
+/// (see `RawWork::claim`).
+///
+/// # Safety
+/// As for [`queue`].
+pub(crate) unsafe fn queue_hooked(
+    worker: &RawWorker,
+    work: &RawWork,
+    moved: &mut dyn FnMut(),
+) -> bool {
+    // SAFETY: forwarded caller contract.
+    if unsafe { work.claim(worker, moved) }.is_err() {
         return false;
     }
     worker.push(work);
@@ -672,7 +704,21 @@ pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
 /// As for [`queue`].
 pub unsafe fn queue_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
     // SAFETY: forwarded caller contract.
-    if unsafe { dwork.work.claim(worker) }.is_err() {
+    unsafe { queue_delayed_hooked(worker, dwork, delay, &mut || {}) }
+}
+
+/// As [`queue_delayed`], running `moved` if the claim changed the owner.
+///
+/// # Safety
+/// As for [`queue`].
+pub(crate) unsafe fn queue_delayed_hooked(
+    worker: &RawWorker,
+    dwork: &RawDelayedWork,
+    delay: Duration,
+    moved: &mut dyn FnMut(),
+) -> bool {
+    // SAFETY: forwarded caller contract.
+    if unsafe { dwork.work.claim(worker, moved) }.is_err() {
         return false;
     }
     arm(worker, dwork, delay);
@@ -700,7 +746,7 @@ enum Grab {
 
 /// With `owner` locked: take a pending `work` off wherever it sits,
 /// waiting out an in-flight push (the lock is dropped while waiting).
-fn grab_pending_locked(owner: &RawWorker, work: &RawWork) -> Grab {
+fn grab_pending_locked(owner: &RawWorker, work: &RawWork, keep_pending: bool) -> Grab {
     loop {
         owner.drain_locked();
         match get(&work.whence) {
@@ -711,11 +757,18 @@ fn grab_pending_locked(owner: &RawWorker, work: &RawWork) -> Grab {
                 owner.lock.unlock();
                 crate::sync::yield_now();
                 owner.lock.lock();
+                if !ptr::eq(work.owner(), owner) {
+                    // Meanwhile it was pushed, ran, and moved to another
+                    // worker: nothing of it is pending here any more.
+                    return Grab::Idle;
+                }
                 continue;
             }
             _ => return Grab::Idle,
         }
-        work.state.fetch_and(!PENDING, Ordering::AcqRel);
+        if !keep_pending {
+            work.state.fetch_and(!PENDING, Ordering::AcqRel);
+        }
         return Grab::Taken;
     }
 }
@@ -730,10 +783,24 @@ fn grab_pending_locked(owner: &RawWorker, work: &RawWork) -> Grab {
 /// # Safety
 /// As for [`queue`].
 pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
+    // SAFETY: forwarded caller contract.
+    unsafe { mod_delayed_hooked(worker, dwork, delay, &mut || {}) }
+}
+
+/// As [`mod_delayed`], running `moved` if arming it changed the owner.
+///
+/// # Safety
+/// As for [`queue`].
+pub(crate) unsafe fn mod_delayed_hooked(
+    worker: &RawWorker,
+    dwork: &RawDelayedWork,
+    delay: Duration,
+    moved: &mut dyn FnMut(),
+) -> bool {
     let work = &dwork.work;
     loop {
         // SAFETY: forwarded caller contract.
-        if unsafe { work.claim(worker) }.is_ok() {
+        if unsafe { work.claim(worker, &mut *moved) }.is_ok() {
             arm(worker, dwork, delay);
             return false;
         }
@@ -750,7 +817,9 @@ pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Dur
             worker.lock.unlock();
             return true;
         }
-        match grab_pending_locked(worker, work) {
+        // PENDING stays set throughout: clearing it even briefly would let a
+        // lock-free queue claim the item while it is still linked here.
+        match grab_pending_locked(worker, work, true) {
             Grab::Idle => {
                 // It ran (or was cancelled) meanwhile: queue it afresh.
                 worker.lock.unlock();
@@ -758,7 +827,6 @@ pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Dur
             }
             Grab::Taken => {
                 // Still ours: re-arm without releasing the queue's reference.
-                work.state.fetch_or(PENDING, Ordering::AcqRel);
                 if delay.is_zero() {
                     worker.append_locked(work);
                     worker.kick_locked();
@@ -868,6 +936,11 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
                 owner.lock.unlock();
                 crate::sync::yield_now();
                 owner.lock.lock();
+                if !ptr::eq(work.owner(), owner) {
+                    // That instance ran and the work moved on: done.
+                    owner.lock.unlock();
+                    return Ok(true);
+                }
                 continue;
             }
             _ => {
@@ -939,7 +1012,7 @@ pub(crate) fn cancel_locked(owner: &RawWorker, work: &RawWork) -> bool {
     // re-queue itself behind our back (`work->canceling++`).
     set(&work.canceling, get(&work.canceling) + 1);
     work.state.fetch_or(CANCELING, Ordering::AcqRel);
-    let was_pending = matches!(grab_pending_locked(owner, work), Grab::Taken);
+    let was_pending = matches!(grab_pending_locked(owner, work, false), Grab::Taken);
     let running = get(&owner.current) == work.as_mut_ptr() && !owner.is_current_thread();
     let sentinel = Sentinel::new();
     if running {
