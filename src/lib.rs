@@ -41,6 +41,8 @@
 
 pub mod completion;
 mod error;
+#[doc(hidden)]
+pub mod ffi;
 pub mod freezer;
 mod kthread;
 pub mod kthreadd;

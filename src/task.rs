@@ -36,7 +36,7 @@
 //! The flags word holds the kernel's `KTHREAD_SHOULD_STOP`,
 //! `KTHREAD_SHOULD_PARK`, `KTHREAD_IS_PARKED`, `PF_NO_SETAFFINITY` and friends,
 //! plus `WOKEN`, the one atomic decision between the first wake and a stop
-//! (see [`crate::kthread`]).
+//! (see `docs/design.md`, "First run versus stop").
 
 use crate::completion::Completion;
 use crate::sync::{Arc, AtomicI32, AtomicU32, Ordering};

@@ -70,7 +70,9 @@ fn creation_rejects_each_bad_input_with_its_error() {
         assert!(!err.to_string().is_empty());
         // Other tests run in parallel: look for the rows' own names.
         assert!(
-            !kthread::list().iter().any(|r| r.name.starts_with("bad-row")),
+            !kthread::list()
+                .iter()
+                .any(|r| r.name.starts_with("bad-row")),
             "{what}: left a registry entry"
         );
     }

@@ -529,10 +529,10 @@ impl Work {
     /// ```
     pub fn try_flush(&self) -> Result<bool, Error> {
         let inner = &*self.0;
-        inner.keep.with_owner(&inner.raw, |o| {
-            raw::flush_locked(o, &inner.raw)
-        })
-        .unwrap_or(Ok(false))
+        inner
+            .keep
+            .with_owner(&inner.raw, |o| raw::flush_locked(o, &inner.raw))
+            .unwrap_or(Ok(false))
     }
 
     /// Cancels a pending instance and waits for a running one; mirrors
@@ -546,10 +546,10 @@ impl Work {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        inner.keep.with_owner(&inner.raw, |o| {
-            raw::cancel_locked(o, &inner.raw)
-        })
-        .unwrap_or(false)
+        inner
+            .keep
+            .with_owner(&inner.raw, |o| raw::cancel_locked(o, &inner.raw))
+            .unwrap_or(false)
     }
 }
 
@@ -643,9 +643,10 @@ impl DelayedWork {
     /// ```
     pub fn flush(&self) -> bool {
         let inner = &*self.0;
-        match inner.keep.with_owner(&inner.raw.work, |o| {
-            raw::flush_locked(o, &inner.raw.work)
-        }) {
+        match inner
+            .keep
+            .with_owner(&inner.raw.work, |o| raw::flush_locked(o, &inner.raw.work))
+        {
             None => false,
             Some(Ok(w)) => w,
             Some(Err(e)) => panic!("DelayedWork::flush: {e}: called from its own worker"),
@@ -660,9 +661,9 @@ impl DelayedWork {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         let inner = &*self.0;
-        inner.keep.with_owner(&inner.raw.work, |o| {
-            raw::cancel_locked(o, &inner.raw.work)
-        })
-        .unwrap_or(false)
+        inner
+            .keep
+            .with_owner(&inner.raw.work, |o| raw::cancel_locked(o, &inner.raw.work))
+            .unwrap_or(false)
     }
 }

@@ -915,7 +915,10 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
         owner.drain_locked();
         match get(&work.whence) {
             WHERE_LIST => {
-                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
+                sentinel
+                    .work
+                    .state
+                    .store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_after_locked(work, &sentinel.work);
             }
             WHERE_TIMER => {
@@ -924,12 +927,18 @@ pub(crate) fn flush_locked(owner: &RawWorker, work: &RawWork) -> Result<bool, Er
                 // sleeps out a timer.
                 owner.timer_remove_locked(work);
                 owner.append_locked(work);
-                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
+                sentinel
+                    .work
+                    .state
+                    .store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_after_locked(work, &sentinel.work);
                 owner.kick_locked();
             }
             _ if get(&owner.current) == work.as_mut_ptr() => {
-                sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
+                sentinel
+                    .work
+                    .state
+                    .store(PENDING | SENTINEL, Ordering::Relaxed);
                 owner.insert_front_locked(&sentinel.work);
             }
             _ if work.is_pending() => {
@@ -1016,7 +1025,10 @@ pub(crate) fn cancel_locked(owner: &RawWorker, work: &RawWork) -> bool {
     let running = get(&owner.current) == work.as_mut_ptr() && !owner.is_current_thread();
     let sentinel = Sentinel::new();
     if running {
-        sentinel.work.state.store(PENDING | SENTINEL, Ordering::Relaxed);
+        sentinel
+            .work
+            .state
+            .store(PENDING | SENTINEL, Ordering::Relaxed);
         owner.insert_front_locked(&sentinel.work);
     }
     owner.lock.unlock();

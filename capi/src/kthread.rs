@@ -1,0 +1,345 @@
+//! Creating, stopping, binding and parking kthreads from C.
+//!
+//! A `struct task_struct *` is the address of the task's shared state
+//! (`kthread::ffi::task_as_ptr`). The typed handle, `Kthread<i32>`, of
+//! every kthread created from C waits in [`KTHREADS`] until `kthread_stop()`
+//! takes it out: the task stays alive (and its pointer valid) until then,
+//! as a kernel task does while `kthread_stop()` may still be called on it.
+
+use crate::layout::CpuMask;
+use crate::{bad_ptr, err_ptr, guard, lock, SendPtr};
+use kthread_rs::{ffi, Builder, Kthread, Task};
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::sync::Mutex;
+
+/// A kthread function: `int threadfn(void *data)`.
+pub(crate) type ThreadFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+
+/// `NUMA_NO_NODE`.
+pub(crate) const NUMA_NO_NODE: c_int = -1;
+
+/// `KTHREAD_NAME_MAX`: room for a formatted name, NUL included.
+const NAME_MAX: usize = 256;
+
+/// The `data` argument of a C kthread, kept as the task's data for `kthread_data()`.
+pub(crate) struct CData(pub(crate) usize);
+
+/// Handles of the kthreads created from C, by task pointer, until stopped.
+static KTHREADS: Mutex<BTreeMap<usize, Kthread<i32>>> = Mutex::new(BTreeMap::new());
+
+/// The kthread task at `p`, if it is a live kthread: the caller's own (a
+/// kthread may use `current` until it returns, even once a `kthread_stop()`
+/// has taken its handle), or one created from C and not yet stopped.
+///
+/// Found by address, without dereferencing `p`: a stale or foreign task
+/// pointer (`current` of `main`, say, which no park would ever answer) is
+/// refused instead of used.
+pub(crate) fn c_task(p: *const c_void) -> Option<Task> {
+    if bad_ptr(p) {
+        return None;
+    }
+    if let Some(me) = kthread_rs::current().filter(|t| ffi::task_as_ptr(t) == p) {
+        return Some(me);
+    }
+    lock(&KTHREADS).get(&(p as usize)).map(|k| k.task().clone())
+}
+
+/// A `Builder` for `name` on `node` (`NUMA_NO_NODE` or a node number) and
+/// `cpu` (negative: not bound); `Err(errno)` for bad arguments.
+///
+/// # Safety
+/// `name` is NULL, an error pointer, or a NUL-terminated string.
+pub(crate) unsafe fn builder(
+    name: *const c_char,
+    node: c_int,
+    cpu: c_int,
+) -> Result<Builder, c_int> {
+    if bad_ptr(name) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: a NUL-terminated string by the caller's contract.
+    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+    let mut b = Builder::new(name);
+    match node {
+        NUMA_NO_NODE => {}
+        n if n >= 0 => b = b.node(n as usize),
+        _ => return Err(libc::EINVAL),
+    }
+    if cpu >= 0 {
+        b = b.cpu(cpu as usize);
+    }
+    Ok(b)
+}
+
+/// Creates a stopped kthread running `threadfn(data)`; the task pointer or an error pointer.
+///
+/// # Safety
+/// As for [`kthread_create_on_node_name`].
+unsafe fn create(
+    threadfn: Option<ThreadFn>,
+    data: *mut c_void,
+    node: c_int,
+    cpu: c_int,
+    name: *const c_char,
+) -> *mut c_void {
+    let Some(threadfn) = threadfn else {
+        return err_ptr(libc::EINVAL);
+    };
+    // SAFETY: forwarded caller contract on `name`.
+    let b = match unsafe { builder(name, node, cpu) } {
+        Ok(b) => b,
+        Err(e) => return err_ptr(e),
+    };
+    let arg = SendPtr(data);
+    let created = b.data(CData(data as usize)).create(move || {
+        // SAFETY: the C caller gave `threadfn` and `data` for this thread.
+        unsafe { threadfn(arg.get()) }
+    });
+    match created {
+        Ok(k) => {
+            let p = ffi::task_as_ptr(k.task()).cast_mut();
+            lock(&KTHREADS).insert(p as usize, k);
+            p
+        }
+        Err(e) => err_ptr(e.errno()),
+    }
+}
+
+/// Creates a stopped kthread called `name` (already formatted) on NUMA
+/// `node` (`NUMA_NO_NODE` for any); the entry point behind the header's
+/// printf-style `kthread_create_on_node()`.
+///
+/// Returns the task, stopped until `wake_up_process()`, or an error
+/// pointer: `-EINVAL` for a NULL `threadfn` or `name`, a node that is not
+/// online; `-EAGAIN`/`-ENOMEM` when no thread can be created.
+///
+/// # Safety
+/// `name` is NULL, an error pointer or a NUL-terminated string;
+/// `threadfn(data)` may be called on the new thread.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_create_on_node_name(
+    threadfn: Option<ThreadFn>,
+    data: *mut c_void,
+    node: c_int,
+    name: *const c_char,
+) -> *mut c_void {
+    guard("kthread_create_on_node", err_ptr(libc::EFAULT), || {
+        // SAFETY: forwarded caller contract.
+        unsafe { create(threadfn, data, node, -1, name) }
+    })
+}
+
+/// Creates a stopped kthread bound to `cpu`, its name `namefmt` formatted
+/// with `cpu` (`kthread_create_on_cpu()`, e.g. `"ksoftirqd/%u"`).
+///
+/// # Safety
+/// `namefmt` is NULL, an error pointer, or a printf format taking at most
+/// one `unsigned int`; `threadfn(data)` may be called on the new thread.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_create_on_cpu(
+    threadfn: Option<ThreadFn>,
+    data: *mut c_void,
+    cpu: c_uint,
+    namefmt: *const c_char,
+) -> *mut c_void {
+    guard("kthread_create_on_cpu", err_ptr(libc::EFAULT), || {
+        if bad_ptr(namefmt) {
+            return err_ptr(libc::EINVAL);
+        }
+        let Ok(cpu_i) = c_int::try_from(cpu) else {
+            return err_ptr(libc::EINVAL);
+        };
+        let mut name = [0u8; NAME_MAX];
+        // SAFETY: `name` has room for NAME_MAX bytes and snprintf writes at
+        // most that, NUL included; the format's contract is the caller's.
+        let n = unsafe { libc::snprintf(name.as_mut_ptr().cast(), NAME_MAX, namefmt, cpu) };
+        if n < 0 {
+            return err_ptr(libc::EINVAL);
+        }
+        // SAFETY: `name` is NUL-terminated (snprintf always terminates).
+        unsafe { create(threadfn, data, NUMA_NO_NODE, cpu_i, name.as_ptr().cast()) }
+    })
+}
+
+/// Stops `k`: sets should-stop, wakes it, waits for it to end and returns
+/// `threadfn`'s result (`kthread_stop()`).
+///
+/// `-EINTR` if it was never woken (its function never ran); `-EINVAL` for
+/// NULL, an error pointer, or a task not created by `kthread_create*()` (or
+/// already stopped); `-EDEADLK` from the kthread itself (the stop request
+/// stands: it should return); `-EFAULT` if a Rust panic ended it. The task
+/// pointer is invalid afterwards. `k` is looked up, never dereferenced, so
+/// any pointer is safe to pass.
+#[no_mangle]
+pub extern "C" fn kthread_stop(k: *mut c_void) -> c_int {
+    guard("kthread_stop", -libc::EFAULT, || {
+        if bad_ptr(k) {
+            return -libc::EINVAL;
+        }
+        let Some(handle) = lock(&KTHREADS).remove(&(k as usize)) else {
+            return -libc::EINVAL;
+        };
+        match handle.stop() {
+            Ok(ret) => ret,
+            Err(e) => -e.errno(),
+        }
+    })
+}
+
+/// Whether the calling kthread has been asked to stop (`kthread_should_stop()`);
+/// `false` on a thread that is not a kthread.
+#[no_mangle]
+pub extern "C" fn kthread_should_stop() -> bool {
+    guard("kthread_should_stop", false, kthread_rs::should_stop)
+}
+
+/// The `data` given when `k` was created (`kthread_data()`), for the
+/// caller's own kthread (`current`) or one from `kthread_create*()` not yet
+/// stopped; NULL for anything else (NULL, an error pointer, `main`'s task).
+/// A worker's thread from `kthread_create_worker()` has the worker as data.
+#[no_mangle]
+pub extern "C" fn kthread_data(k: *mut c_void) -> *mut c_void {
+    guard("kthread_data", std::ptr::null_mut(), || {
+        let Some(task) = c_task(k) else {
+            return std::ptr::null_mut();
+        };
+        task.data::<CData>()
+            .map_or(std::ptr::null_mut(), |d| d.0 as *mut c_void)
+    })
+}
+
+/// Binds the not-yet-woken `k` to `cpu` (`kthread_bind()`, which returns
+/// `void` in the kernel and `WARN`s instead): 0, `-EBUSY` once woken,
+/// `-EINVAL` for a CPU the process may not use, or for a `k` that is not a
+/// live kthread from `kthread_create*()`.
+#[no_mangle]
+pub extern "C" fn kthread_bind(k: *mut c_void, cpu: c_uint) -> c_int {
+    guard("kthread_bind", -libc::EFAULT, || match c_task(k) {
+        Some(task) => errno_of(ffi::bind_mask(&task, &[cpu as usize])),
+        None => -libc::EINVAL,
+    })
+}
+
+/// Binds the not-yet-woken `k` to the CPUs in `mask` (`kthread_bind_mask()`);
+/// returns as [`kthread_bind`] (`-EINVAL` for an empty mask).
+///
+/// # Safety
+/// `mask` is NULL, an error pointer, or a valid `struct cpumask`.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_bind_mask(k: *mut c_void, mask: *const CpuMask) -> c_int {
+    guard("kthread_bind_mask", -libc::EFAULT, || {
+        if !crate::usable(mask, "struct cpumask") {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a valid mask by the caller's contract.
+        let cpus = unsafe { &*mask }.cpus();
+        match c_task(k) {
+            Some(task) => errno_of(ffi::bind_mask(&task, &cpus)),
+            None => -libc::EINVAL,
+        }
+    })
+}
+
+/// Parks `k` and returns once it sits in `kthread_parkme()` (`kthread_park()`):
+/// 0, `-EBUSY` if parked or being parked, `-ENOSYS` if it has exited,
+/// `-EINVAL` for a `k` that is not a live kthread from `kthread_create*()`
+/// (a thread that is not a kthread would never acknowledge the park).
+/// Parking a never-woken kthread counts as its first wake: it parks before
+/// its function runs.
+#[no_mangle]
+pub extern "C" fn kthread_park(k: *mut c_void) -> c_int {
+    guard("kthread_park", -libc::EFAULT, || match c_task(k) {
+        Some(task) => errno_of(ffi::park(&task)),
+        None => -libc::EINVAL,
+    })
+}
+
+/// Releases a parked `k` (`kthread_unpark()`); nothing for a task that is
+/// not parked or not a live kthread from `kthread_create*()`.
+#[no_mangle]
+pub extern "C" fn kthread_unpark(k: *mut c_void) {
+    guard("kthread_unpark", (), || {
+        if let Some(task) = c_task(k) {
+            ffi::unpark(&task);
+        }
+    })
+}
+
+/// Whether the calling kthread has been asked to park (`kthread_should_park()`).
+#[no_mangle]
+pub extern "C" fn kthread_should_park() -> bool {
+    guard("kthread_should_park", false, kthread_rs::should_park)
+}
+
+/// Parks the calling kthread while a park is requested (`kthread_parkme()`).
+#[no_mangle]
+pub extern "C" fn kthread_parkme() {
+    guard("kthread_parkme", (), kthread_rs::parkme)
+}
+
+fn errno_of(r: Result<(), kthread_rs::Error>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => -e.errno(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::wake_up_process;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn add_one(data: *mut c_void) -> c_int {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        data as usize as c_int + 1
+    }
+
+    #[test]
+    fn create_wake_stop_returns_the_threadfn_result() {
+        let name = b"capi-unit\0";
+        // SAFETY: a valid name; add_one accepts any data.
+        let k = unsafe {
+            kthread_create_on_node_name(Some(add_one), 41 as *mut c_void, -1, name.as_ptr().cast())
+        };
+        assert!(!bad_ptr(k));
+        // SAFETY: `k` is live until kthread_stop.
+        unsafe {
+            assert_eq!(kthread_data(k) as usize, 41);
+            assert_eq!(wake_up_process(k), 1);
+            assert_eq!(kthread_stop(k), 42);
+            assert_eq!(kthread_stop(k), -libc::EINVAL); // gone
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        let name = b"x\0";
+        // SAFETY: every pointer is NULL, an error pointer or valid.
+        unsafe {
+            let p =
+                kthread_create_on_node_name(None, std::ptr::null_mut(), -1, name.as_ptr().cast());
+            assert_eq!(p as isize, -(libc::EINVAL as isize));
+            let p = kthread_create_on_node_name(
+                Some(add_one),
+                std::ptr::null_mut(),
+                -1,
+                std::ptr::null(),
+            );
+            assert_eq!(p as isize, -(libc::EINVAL as isize));
+            let p = kthread_create_on_node_name(
+                Some(add_one),
+                std::ptr::null_mut(),
+                -7,
+                name.as_ptr().cast(),
+            );
+            assert_eq!(p as isize, -(libc::EINVAL as isize));
+            assert_eq!(kthread_stop(std::ptr::null_mut()), -libc::EINVAL);
+            assert_eq!(kthread_park(err_ptr(libc::ENOMEM)), -libc::EINVAL);
+            assert!(kthread_data(std::ptr::null_mut()).is_null());
+        }
+    }
+}
