@@ -78,3 +78,8 @@ pub(crate) fn fatal(msg: &str) -> ! {
     eprintln!("kthread: fatal: {msg}");
     std::process::abort()
 }
+
+/// The README's example, compiled and run as a doc test so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
