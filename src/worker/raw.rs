@@ -1248,7 +1248,9 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
             // short, i.e. work tends to follow quickly (a stream of queues).
             // A worker that idles between sparse requests sleeps at once,
             // so it never delays a flusher or producer sharing its CPU.
-            spin = slept_from.elapsed() < SPIN_IF_SLEPT_UNDER;
+            // (Never under loom: a decision taken from the real clock would
+            // make the model's schedule non-deterministic.)
+            spin = cfg!(not(kthread_loom)) && slept_from.elapsed() < SPIN_IF_SLEPT_UNDER;
         }
         task::set_current_state(task::TaskState::Running);
         worker.lock.lock();
