@@ -13,6 +13,20 @@ use crate::task::{self, flag, Task, TaskInit};
 use crate::worker::raw::{self, RawDelayedWork, RawWork, RawWorker};
 use loom::thread;
 
+/// Runs a loom model and reports how many interleavings it explored.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = runs.clone();
+    loom::model(move || {
+        r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    println!(
+        "loom: {name}: {} interleavings explored",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
 fn new_task(flags: u32) -> Task {
     Task::new(TaskInit {
         name: "model".into(),
@@ -43,7 +57,7 @@ fn created() -> Task {
 /// decision, `stop` always returns, and nothing sleeps forever.
 #[test]
 fn loom_stop_vs_wake_vs_first_run() {
-    loom::model(|| {
+    model("loom_stop_vs_wake_vs_first_run", || {
         let t = created();
         let k = {
             let t = t.clone();
@@ -66,7 +80,7 @@ fn loom_stop_vs_wake_vs_first_run() {
 /// Once `wake_up` has returned, a stop can no longer cancel the function.
 #[test]
 fn loom_wake_then_stop_always_runs() {
-    loom::model(|| {
+    model("loom_wake_then_stop_always_runs", || {
         let t = created();
         let k = {
             let t = t.clone();
@@ -82,7 +96,7 @@ fn loom_wake_then_stop_always_runs() {
 /// The kernel's sleep pattern against a concurrent wake: no lost wake-up.
 #[test]
 fn loom_set_current_state_schedule_vs_wake_up() {
-    loom::model(|| {
+    model("loom_set_current_state_schedule_vs_wake_up", || {
         let t = new_task(flag::WOKEN);
         let cond = Arc::new(AtomicBool::new(false));
         let sleeper = {
@@ -109,7 +123,7 @@ fn loom_set_current_state_schedule_vs_wake_up() {
 /// A stop lands while the thread sleeps in its loop: it must see it.
 #[test]
 fn loom_stop_vs_schedule_loop() {
-    loom::model(|| {
+    model("loom_stop_vs_schedule_loop", || {
         let t = new_task(flag::WOKEN);
         let k = {
             let t = t.clone();
@@ -151,7 +165,7 @@ fn parkable_loop(t: &Task) {
 /// the stop ends the thread, and nobody waits forever.
 #[test]
 fn loom_park_vs_unpark_vs_stop() {
-    loom::model(|| {
+    model("loom_park_vs_unpark_vs_stop", || {
         let t = new_task(flag::WOKEN);
         let k = {
             let t = t.clone();
@@ -179,7 +193,7 @@ fn loom_park_vs_unpark_vs_stop() {
 /// Park acknowledgement: `park` returns only once the thread sits in parkme.
 #[test]
 fn loom_park_is_acknowledged() {
-    loom::model(|| {
+    model("loom_park_is_acknowledged", || {
         let t = new_task(flag::WOKEN);
         let k = {
             let t = t.clone();
@@ -223,7 +237,7 @@ fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
 /// only with the task in the refrigerator, and the thaw always releases it.
 #[test]
 fn loom_freeze_entry_vs_thaw() {
-    loom::model(|| {
+    model("loom_freeze_entry_vs_thaw", || {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
             .expect("the only freezable task must freeze");
@@ -240,7 +254,7 @@ fn loom_freeze_entry_vs_thaw() {
 /// sleep) leaves the refrigerator on a stop, while the system stays frozen.
 #[test]
 fn loom_stop_of_frozen_task() {
-    loom::model(|| {
+    model("loom_stop_of_frozen_task", || {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600)).unwrap();
         request_stop(&t);
@@ -304,7 +318,7 @@ fn stop_worker(t: Task, h: thread::JoinHandle<()>) {
 /// one successful cancel; after cancel_sync the item is not running.
 #[test]
 fn loom_queue_execute_flush_cancel() {
-    loom::model(|| {
+    model("loom_queue_execute_flush_cancel", || {
         let w = Arc::new(RawWorker::new(0));
         let item = Arc::new(Counted {
             work: RawWork::new(Some(count_fn)),
@@ -334,7 +348,7 @@ fn loom_queue_execute_flush_cancel() {
 /// flush started, the flush waits for that run.
 #[test]
 fn loom_flush_work_vs_queue() {
-    loom::model(|| {
+    model("loom_flush_work_vs_queue", || {
         let w = Arc::new(RawWorker::new(0));
         let item = Arc::new(Counted {
             work: RawWork::new(Some(count_fn)),
@@ -360,7 +374,7 @@ fn loom_flush_work_vs_queue() {
 /// before the flush began has run when it returns.
 #[test]
 fn loom_worker_flush_vs_queue() {
-    loom::model(|| {
+    model("loom_worker_flush_vs_queue", || {
         let w = Arc::new(RawWorker::new(0));
         let item = Arc::new(Counted {
             work: RawWork::new(Some(count_fn)),
@@ -396,7 +410,7 @@ fn loom_worker_flush_vs_queue() {
 /// after a cancel that found it pending.
 #[test]
 fn loom_delayed_arm_mod_cancel() {
-    loom::model(|| {
+    model("loom_delayed_arm_mod_cancel", || {
         let w = Arc::new(RawWorker::new(0));
         let item = Arc::new(CountedDelayed {
             dwork: RawDelayedWork::new(Some(count_delayed_fn)),
