@@ -48,24 +48,17 @@ impl Default for Completion {
 }
 
 impl Completion {
-    /// A completion that has not completed; mirrors `init_completion()`.
-    ///
-    /// ```
-    /// let c = kthread::Completion::new();
-    /// assert!(!c.is_done());
-    /// ```
-    #[cfg(not(kthread_loom))]
-    pub const fn new() -> Completion {
-        Completion {
-            word: AtomicU32::new(0),
-        }
-    }
-
-    /// A completion that has not completed (loom build: not `const`).
-    #[cfg(kthread_loom)]
-    pub fn new() -> Completion {
-        Completion {
-            word: AtomicU32::new(0),
+    crate::sync::loom_const_fn! {
+        /// A completion that has not completed; mirrors `init_completion()`.
+        ///
+        /// ```
+        /// let c = kthread::Completion::new();
+        /// assert!(!c.is_done());
+        /// ```
+        pub fn new() -> Completion {
+            Completion {
+                word: AtomicU32::new(0),
+            }
         }
     }
 

@@ -28,7 +28,7 @@
 //! k.wake_up();
 //! println!("{}", kthread::ps());
 //! let rounds = k.stop()?; // sets should_stop, wakes it, joins, returns its value
-//! assert!(rounds >= 1);
+//! println!("woke {rounds} times"); // 0 if the stop came before its first round
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

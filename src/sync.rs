@@ -22,6 +22,21 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
 
+/// Defines a constructor that is `const` normally and a plain `fn` under
+/// loom, whose types have no `const` constructors.
+macro_rules! loom_const_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$m])*
+        #[cfg(not(kthread_loom))]
+        $vis const fn $name($($arg: $ty),*) -> $ret $body
+
+        $(#[$m])*
+        #[cfg(kthread_loom)]
+        $vis fn $name($($arg: $ty),*) -> $ret $body
+    };
+}
+pub(crate) use loom_const_fn;
+
 /// A cell whose accesses loom can check; `with`/`with_mut` hand out raw pointers.
 #[cfg(not(kthread_loom))]
 #[derive(Debug, Default)]

@@ -15,14 +15,10 @@ const CONTENDED: u32 = 2;
 pub(crate) struct RawLock(AtomicU32);
 
 impl RawLock {
-    #[cfg(not(kthread_loom))]
-    pub(crate) const fn new() -> RawLock {
-        RawLock(AtomicU32::new(UNLOCKED))
-    }
-
-    #[cfg(kthread_loom)]
-    pub(crate) fn new() -> RawLock {
-        RawLock(AtomicU32::new(UNLOCKED))
+    crate::sync::loom_const_fn! {
+        pub(crate) fn new() -> RawLock {
+            RawLock(AtomicU32::new(UNLOCKED))
+        }
     }
 
     #[inline]

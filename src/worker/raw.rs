@@ -154,53 +154,41 @@ fn now_ns() -> u64 {
     d.tv_sec as u64 * 1_000_000_000 + d.tv_nsec as u64
 }
 
+/// `delay` from now on `CLOCK_MONOTONIC`, in nanoseconds (saturating).
+fn deadline_ns(delay: Duration) -> u64 {
+    now_ns().saturating_add(delay.as_nanos().min(u64::MAX as u128) as u64)
+}
+
 fn deadline_of(ns: u64) -> Option<Deadline> {
     (ns != u64::MAX).then(|| Deadline::after(Duration::from_nanos(ns.saturating_sub(now_ns()))))
 }
 
 impl RawWork {
-    /// A work item that will run `func`; mirrors `KTHREAD_WORK_INIT` / `kthread_init_work()`.
-    ///
-    /// ```
-    /// use kthread::worker::raw::RawWork;
-    /// unsafe extern "C" fn hello(_w: *mut RawWork) {}
-    /// let w = RawWork::new(Some(hello));
-    /// assert!(!w.is_pending());
-    /// ```
-    #[cfg(not(kthread_loom))]
-    pub const fn new(func: Option<WorkFn>) -> RawWork {
-        Self::with_release(func, None)
-    }
-
-    #[cfg(not(kthread_loom))]
-    pub(crate) const fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawWork {
-        RawWork {
-            state: AtomicUsize::new(0),
-            next: UnsafeCell::new(ptr::null_mut()),
-            prev: UnsafeCell::new(ptr::null_mut()),
-            func,
-            release,
-            canceling: UnsafeCell::new(0),
-            whence: UnsafeCell::new(WHERE_NONE),
+    crate::sync::loom_const_fn! {
+        /// A work item that will run `func`; mirrors `KTHREAD_WORK_INIT` / `kthread_init_work()`.
+        ///
+        /// ```
+        /// use kthread::worker::raw::RawWork;
+        /// unsafe extern "C" fn hello(_w: *mut RawWork) {}
+        /// let w = RawWork::new(Some(hello));
+        /// assert!(!w.is_pending());
+        /// ```
+        pub fn new(func: Option<WorkFn>) -> RawWork {
+            Self::with_release(func, None)
         }
     }
 
-    /// A work item that will run `func` (loom build).
-    #[cfg(kthread_loom)]
-    pub fn new(func: Option<WorkFn>) -> RawWork {
-        Self::with_release(func, None)
-    }
-
-    #[cfg(kthread_loom)]
-    pub(crate) fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawWork {
-        RawWork {
-            state: AtomicUsize::new(0),
-            next: UnsafeCell::new(ptr::null_mut()),
-            prev: UnsafeCell::new(ptr::null_mut()),
-            func,
-            release,
-            canceling: UnsafeCell::new(0),
-            whence: UnsafeCell::new(WHERE_NONE),
+    crate::sync::loom_const_fn! {
+        pub(crate) fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawWork {
+            RawWork {
+                state: AtomicUsize::new(0),
+                next: UnsafeCell::new(ptr::null_mut()),
+                prev: UnsafeCell::new(ptr::null_mut()),
+                func,
+                release,
+                canceling: UnsafeCell::new(0),
+                whence: UnsafeCell::new(WHERE_NONE),
+            }
         }
     }
 
@@ -302,41 +290,29 @@ impl RawWork {
 }
 
 impl RawDelayedWork {
-    /// A delayed work item that will run `func`; mirrors `kthread_init_delayed_work()`.
-    ///
-    /// ```
-    /// use kthread::worker::raw::{RawDelayedWork, RawWork};
-    /// unsafe extern "C" fn tick(_w: *mut RawWork) {}
-    /// let d = RawDelayedWork::new(Some(tick));
-    /// assert!(!d.work.is_pending());
-    /// ```
-    #[cfg(not(kthread_loom))]
-    pub const fn new(func: Option<WorkFn>) -> RawDelayedWork {
-        Self::with_release(func, None)
-    }
-
-    #[cfg(not(kthread_loom))]
-    pub(crate) const fn with_release(
-        func: Option<WorkFn>,
-        release: Option<WorkFn>,
-    ) -> RawDelayedWork {
-        RawDelayedWork {
-            work: RawWork::with_release(func, release),
-            deadline: UnsafeCell::new(0),
+    crate::sync::loom_const_fn! {
+        /// A delayed work item that will run `func`; mirrors `kthread_init_delayed_work()`.
+        ///
+        /// ```
+        /// use kthread::worker::raw::{RawDelayedWork, RawWork};
+        /// unsafe extern "C" fn tick(_w: *mut RawWork) {}
+        /// let d = RawDelayedWork::new(Some(tick));
+        /// assert!(!d.work.is_pending());
+        /// ```
+        pub fn new(func: Option<WorkFn>) -> RawDelayedWork {
+            Self::with_release(func, None)
         }
     }
 
-    /// A delayed work item (loom build).
-    #[cfg(kthread_loom)]
-    pub fn new(func: Option<WorkFn>) -> RawDelayedWork {
-        Self::with_release(func, None)
-    }
-
-    #[cfg(kthread_loom)]
-    pub(crate) fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> RawDelayedWork {
-        RawDelayedWork {
-            work: RawWork::with_release(func, release),
-            deadline: UnsafeCell::new(0),
+    crate::sync::loom_const_fn! {
+        pub(crate) fn with_release(
+            func: Option<WorkFn>,
+            release: Option<WorkFn>,
+        ) -> RawDelayedWork {
+            RawDelayedWork {
+                work: RawWork::with_release(func, release),
+                deadline: UnsafeCell::new(0),
+            }
         }
     }
 }
@@ -348,46 +324,29 @@ impl Default for RawWorker {
 }
 
 impl RawWorker {
-    /// An empty worker with no thread attached; mirrors `kthread_init_worker()`.
-    ///
-    /// `flags` may hold [`KTW_FREEZABLE`].
-    ///
-    /// ```
-    /// let w = kthread::worker::raw::RawWorker::new(0);
-    /// assert_eq!(w.executed(), 0);
-    /// ```
-    #[cfg(not(kthread_loom))]
-    pub const fn new(flags: u32) -> RawWorker {
-        RawWorker {
-            incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
-            lock: RawLock::new(),
-            flags: AtomicU32::new(flags),
-            task: AtomicPtr::new(ptr::null_mut()),
-            head: UnsafeCell::new(ptr::null_mut()),
-            tail: UnsafeCell::new(ptr::null_mut()),
-            timers: UnsafeCell::new(ptr::null_mut()),
-            current: UnsafeCell::new(ptr::null_mut()),
-            sleep_until: UnsafeCell::new(u64::MAX),
-            panics: AtomicU64::new(0),
-            executed: AtomicU64::new(0),
-        }
-    }
-
-    /// An empty worker (loom build).
-    #[cfg(kthread_loom)]
-    pub fn new(flags: u32) -> RawWorker {
-        RawWorker {
-            incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
-            lock: RawLock::new(),
-            flags: AtomicU32::new(flags),
-            task: AtomicPtr::new(ptr::null_mut()),
-            head: UnsafeCell::new(ptr::null_mut()),
-            tail: UnsafeCell::new(ptr::null_mut()),
-            timers: UnsafeCell::new(ptr::null_mut()),
-            current: UnsafeCell::new(ptr::null_mut()),
-            sleep_until: UnsafeCell::new(u64::MAX),
-            panics: AtomicU64::new(0),
-            executed: AtomicU64::new(0),
+    crate::sync::loom_const_fn! {
+        /// An empty worker with no thread attached; mirrors `kthread_init_worker()`.
+        ///
+        /// `flags` may hold [`KTW_FREEZABLE`].
+        ///
+        /// ```
+        /// let w = kthread::worker::raw::RawWorker::new(0);
+        /// assert_eq!(w.executed(), 0);
+        /// ```
+        pub fn new(flags: u32) -> RawWorker {
+            RawWorker {
+                incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
+                lock: RawLock::new(),
+                flags: AtomicU32::new(flags),
+                task: AtomicPtr::new(ptr::null_mut()),
+                head: UnsafeCell::new(ptr::null_mut()),
+                tail: UnsafeCell::new(ptr::null_mut()),
+                timers: UnsafeCell::new(ptr::null_mut()),
+                current: UnsafeCell::new(ptr::null_mut()),
+                sleep_until: UnsafeCell::new(u64::MAX),
+                panics: AtomicU64::new(0),
+                executed: AtomicU64::new(0),
+            }
         }
     }
 
@@ -730,7 +689,7 @@ fn arm(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) {
         worker.push(&dwork.work);
         return;
     }
-    let at = now_ns().saturating_add(delay.as_nanos().min(u64::MAX as u128) as u64);
+    let at = deadline_ns(delay);
     worker.lock.lock();
     worker.timer_insert_locked(dwork, at);
     worker.lock.unlock();
@@ -831,7 +790,7 @@ pub(crate) unsafe fn mod_delayed_hooked(
                     worker.append_locked(work);
                     worker.kick_locked();
                 } else {
-                    let at = now_ns().saturating_add(delay.as_nanos().min(u64::MAX as u128) as u64);
+                    let at = deadline_ns(delay);
                     worker.timer_insert_locked(dwork, at);
                 }
                 worker.lock.unlock();
