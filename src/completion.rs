@@ -7,10 +7,16 @@
 //!
 //! One `u32`, so the C ABI can embed it and a futex can sleep on it:
 //!
-//! | bits  | meaning |
-//! |-------|---------|
-//! | 0..31 | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
-//! | 31    | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
+//! | bits   | meaning |
+//! |--------|---------|
+//! | 0..24  | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
+//! | 24..31 | `wakers`: completers between their release and the end of their futex wake |
+//! | 31     | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
+//!
+//! A waiter does not return while `wakers` is non-zero. The kernel gets the
+//! same from holding the wait-queue lock across the wake: a completion on
+//! the waiter's stack (a flush sentinel) must not be gone while the
+//! completer's `futex_wake` still names its address.
 //!
 //! `WAITERS` is sticky until [`Completion::reinit`]: clearing it safely would
 //! need a waiter count, and a spare wake costs less than that bookkeeping on
@@ -22,7 +28,9 @@ use crate::sys::time::Deadline;
 use std::time::Duration;
 
 const WAITERS: u32 = 1 << 31;
-const DONE_ALL: u32 = WAITERS - 1;
+const WAKER: u32 = 1 << 24;
+const WAKERS: u32 = 0x7f << 24;
+const DONE_ALL: u32 = WAKER - 1;
 
 /// A one-shot (or counting) handshake between threads; mirrors `struct completion`.
 ///
@@ -71,21 +79,7 @@ impl Completion {
     /// assert!(!c.is_done());
     /// ```
     pub fn complete(&self) {
-        // Release: everything before `complete` is visible to the waiter that
-        // consumes it (pairs with the Acquire in `try_consume`).
-        let prev = self
-            .word
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
-                if w & DONE_ALL >= DONE_ALL - 1 {
-                    None
-                } else {
-                    Some(w + 1)
-                }
-            })
-            .unwrap_or_else(|w| w);
-        if prev & WAITERS != 0 {
-            futex::wake(&self.word, 1);
-        }
+        self.release(|done| (done < DONE_ALL - 1).then_some(done + 1), 1);
     }
 
     /// Releases every waiter, now and later, until `reinit`; mirrors `complete_all()`.
@@ -98,9 +92,33 @@ impl Completion {
     /// assert!(c.is_done());
     /// ```
     pub fn complete_all(&self) {
-        let prev = self.word.fetch_or(DONE_ALL, Ordering::Release);
+        self.release(|_| Some(DONE_ALL), i32::MAX);
+    }
+
+    /// Sets `done` to `next(done)` (nothing if `None`) and wakes up to `n`
+    /// sleepers, counted in `wakers` from the update to the end of the wake.
+    fn release(&self, next: impl Fn(u32) -> Option<u32>, n: i32) {
+        // Release: everything before is visible to the waiter that consumes
+        // it (pairs with the Acquire in `try_consume`).
+        let prev = self
+            .word
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+                let done = next(w & DONE_ALL)?;
+                let wake = if w & WAITERS != 0 && w & WAKERS != WAKERS {
+                    WAKER
+                } else {
+                    0
+                };
+                Some((w & !DONE_ALL) + done + wake)
+            });
+        let Ok(prev) = prev else {
+            return; // saturated: nobody new is released
+        };
         if prev & WAITERS != 0 {
-            futex::wake(&self.word, i32::MAX);
+            futex::wake(&self.word, n);
+            if prev & WAKERS != WAKERS {
+                self.word.fetch_sub(WAKER, Ordering::Release);
+            }
         }
     }
 
@@ -178,9 +196,18 @@ impl Completion {
         }
     }
 
+    /// Lets completers that released us finish their futex wake first.
+    fn settle(&self) {
+        // Acquire pairs with the Release decrement in `release`.
+        while self.word.load(Ordering::Acquire) & WAKERS != 0 {
+            crate::sync::yield_now();
+        }
+    }
+
     pub(crate) fn wait_until(&self, deadline: Option<Deadline>) -> bool {
         loop {
             let Some(mut w) = self.try_consume() else {
+                self.settle();
                 return true;
             };
             if w & WAITERS == 0 {
@@ -196,7 +223,9 @@ impl Completion {
             }
             if futex::wait(&self.word, w, deadline) == Wake::TimedOut {
                 // One last look: a completion racing the timeout still counts.
-                return self.try_consume().is_none();
+                let done = self.try_consume().is_none();
+                self.settle();
+                return done;
             }
         }
     }

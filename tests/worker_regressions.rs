@@ -48,3 +48,43 @@ fn flush_sentinels_are_not_counted_as_executed_items() {
     }
     assert_eq!(w.executed(), 3);
 }
+
+/// Moving an idle item to another worker dropped the old worker's last
+/// reference inside the claim, while the claim still held that worker's
+/// lock (use after free, seen by memcheck).
+#[test]
+fn moving_an_item_off_a_dropped_worker_is_safe() {
+    let _w = watchdog("moving_an_item_off_a_dropped_worker_is_safe", WATCHDOG);
+    let ran = Arc::new(AtomicU64::new(0));
+    let r = ran.clone();
+    let job = Work::new(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    for round in 1..=50u64 {
+        let a = Worker::new("regress-old").unwrap();
+        assert!(a.queue(&job));
+        job.flush();
+        drop(a); // the item's owner reference is now the last one
+        let b = Worker::new("regress-new").unwrap();
+        assert!(b.queue(&job));
+        job.flush();
+        assert_eq!(ran.load(Ordering::SeqCst), 2 * round);
+        drop(b);
+    }
+}
+
+/// A completer touched the completion (its futex wake) after the waiter
+/// had been released and could have returned, freeing a completion that
+/// lived on its stack (flush sentinels do). Waiters now wait for
+/// completers to finish their wake.
+#[test]
+fn stack_completion_outlives_its_completer() {
+    let _w = watchdog("stack_completion_outlives_its_completer", WATCHDOG);
+    let w = Worker::new("regress-stack").unwrap();
+    let job = Work::new(|| ());
+    for _ in 0..2000 {
+        assert!(w.queue(&job));
+        assert!(job.flush() || !job.is_pending());
+        w.flush().unwrap();
+    }
+}

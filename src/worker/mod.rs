@@ -241,9 +241,12 @@ impl Worker {
         // SAFETY: `extra` is the queue's reference: it keeps the item alive
         // and unmoved until the worker or a canceller releases it; `Keep`
         // keeps any previous owner alive.
-        let ok = unsafe {
-            raw::queue_hooked(&self.core, &inner.raw, &mut inner.keep.moved_to(&self.core))
-        };
+        let ok = inner
+            .keep
+            .claim(&self.core, |hook| unsafe {
+                raw::queue_hooked(&self.core, &inner.raw, hook)
+            })
+            .is_ok();
         if ok {
             std::mem::forget(extra);
         }
@@ -267,14 +270,12 @@ impl Worker {
         let inner = &*work.0;
         let extra = work.0.clone();
         // SAFETY: as in `queue`.
-        let ok = unsafe {
-            raw::queue_delayed_hooked(
-                &self.core,
-                &inner.raw,
-                delay,
-                &mut inner.keep.moved_to(&self.core),
-            )
-        };
+        let ok = inner
+            .keep
+            .claim(&self.core, |hook| unsafe {
+                raw::queue_delayed_hooked(&self.core, &inner.raw, delay, hook)
+            })
+            .is_ok();
         if ok {
             std::mem::forget(extra);
         }
@@ -300,14 +301,12 @@ impl Worker {
         let inner = &*work.0;
         let extra = work.0.clone();
         // SAFETY: as in `queue`.
-        let was_pending = unsafe {
-            raw::mod_delayed_hooked(
-                &self.core,
-                &inner.raw,
-                delay,
-                &mut inner.keep.moved_to(&self.core),
-            )
-        };
+        let was_pending = inner
+            .keep
+            .claim(&self.core, |hook| unsafe {
+                raw::mod_delayed_hooked(&self.core, &inner.raw, delay, hook)
+            })
+            .unwrap_or(true);
         if !was_pending {
             // Armed afresh: `extra` is the new claim's queue reference.
             std::mem::forget(extra);
@@ -386,9 +385,33 @@ impl Keep {
         }
     }
 
-    /// The callback for a claim by `core` that changed the owner.
-    fn moved_to<'a>(&'a self, core: &'a Arc<RawWorker>) -> impl FnMut() + 'a {
-        move || *lock(&self.arc) = Some(core.clone())
+    /// Runs a raw claim by `core`. First without allowing a move (the
+    /// common case: first queue, or the same owner again; no lock); if the
+    /// item sits idle on another worker, again with `arc` locked, so the old
+    /// owner the claim locks stays alive through the move, and with `arc`
+    /// re-pointed to `core` from inside the claim. The old owner's `Arc` is
+    /// dropped only after the raw call has released that owner's lock.
+    fn claim<R>(
+        &self,
+        core: &Arc<RawWorker>,
+        op: impl Fn(&mut raw::Hook<'_>) -> Result<R, raw::Claim>,
+    ) -> Result<R, raw::Claim> {
+        let first = op(&mut raw::Hook {
+            moved: &mut || *lock(&self.arc) = Some(core.clone()),
+            may_move: false,
+        });
+        if !matches!(first, Err(raw::Claim::WouldMove)) {
+            return first;
+        }
+        let mut arc = lock(&self.arc);
+        let mut old = None;
+        let r = op(&mut raw::Hook {
+            moved: &mut || old = arc.replace(core.clone()),
+            may_move: true,
+        });
+        drop(arc);
+        drop(old);
+        r
     }
 
     /// Runs `op` with the item's owner locked and alive; `None` if never queued.

@@ -163,6 +163,24 @@ fn deadline_of(ns: u64) -> Option<Deadline> {
     (ns != u64::MAX).then(|| Deadline::after(Duration::from_nanos(ns.saturating_sub(now_ns()))))
 }
 
+/// Why a claim failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Pending, being cancelled, or running on another worker.
+    Busy,
+    /// Idle on another worker, and the caller did not allow a move.
+    WouldMove,
+}
+
+/// How the safe layer takes part in a claim (see `RawWork::claim`).
+pub(crate) struct Hook<'a> {
+    /// Called after a claim that changed the owner, before the push.
+    pub moved: &'a mut dyn FnMut(),
+    /// Whether the item may move from another worker (whose lifetime the
+    /// caller then guarantees).
+    pub may_move: bool,
+}
+
 impl RawWork {
     crate::sync::loom_const_fn! {
         /// A work item that will run `func`; mirrors `KTHREAD_WORK_INIT` / `kthread_init_work()`.
@@ -214,25 +232,30 @@ impl RawWork {
     /// # Safety
     /// The previous owner, if any and different, must still exist.
     ///
-    /// `moved` runs right after a claim that changed the owner (first queue,
-    /// or a move), before the item is pushed: it cannot move again until it
-    /// has run, so the safe layer can re-point its owner reference there
-    /// without racing another move.
+    /// `hook.moved` runs right after a claim that changed the owner (first
+    /// queue, or a move), before the item is pushed: it cannot move again
+    /// until it has run, so the safe layer can re-point its owner reference
+    /// there without racing another move. With `hook.may_move` false a
+    /// needed move is refused (`Claim::WouldMove`) without touching the old
+    /// owner, whose lifetime the caller then need not guarantee.
     unsafe fn claim(
         &self,
         worker: &RawWorker,
-        moved: &mut dyn FnMut(),
-    ) -> Result<*const RawWorker, ()> {
+        hook: &mut Hook<'_>,
+    ) -> Result<*const RawWorker, Claim> {
         let me = worker as *const RawWorker as usize;
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             if s & (PENDING | CANCELING) != 0 {
-                return Err(());
+                return Err(Claim::Busy);
             }
             let old = owner_of(s);
             if !old.is_null() && old as usize != me {
+                if !hook.may_move {
+                    return Err(Claim::WouldMove);
+                }
                 // SAFETY: the caller guarantees the old owner exists.
-                return unsafe { self.claim_moving(worker, &*old, s, moved) };
+                return unsafe { self.claim_moving(worker, &*old, s, &mut *hook.moved) };
             }
             // Acquire: see the previous run's effects before republishing.
             match self.state.compare_exchange_weak(
@@ -243,7 +266,7 @@ impl RawWork {
             ) {
                 Ok(_) => {
                     if old.is_null() {
-                        moved();
+                        (hook.moved)();
                     }
                     return Ok(old);
                 }
@@ -259,7 +282,7 @@ impl RawWork {
         old: &RawWorker,
         s: usize,
         moved: &mut dyn FnMut(),
-    ) -> Result<*const RawWorker, ()> {
+    ) -> Result<*const RawWorker, Claim> {
         old.lock.lock();
         let running = get(&old.current) == self.as_mut_ptr();
         let ok = !running
@@ -279,7 +302,7 @@ impl RawWork {
         if ok {
             Ok(old)
         } else {
-            Err(())
+            Err(Claim::Busy)
         }
     }
 
@@ -629,8 +652,12 @@ impl RawWorker {
 /// `worker` must outlive that too, and a worker the work was queued on
 /// before must still exist.
 pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
-    // SAFETY: forwarded caller contract.
-    unsafe { queue_hooked(worker, work, &mut || {}) }
+    let mut hook = Hook {
+        moved: &mut || {},
+        may_move: true,
+    };
+    // SAFETY: forwarded caller contract (which covers a move's old owner).
+    unsafe { queue_hooked(worker, work, &mut hook) }.is_ok()
 }
 
 /// As [`queue`], running `moved` if the claim changed the item's owner
@@ -641,18 +668,16 @@ pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
 pub(crate) unsafe fn queue_hooked(
     worker: &RawWorker,
     work: &RawWork,
-    moved: &mut dyn FnMut(),
-) -> bool {
+    hook: &mut Hook<'_>,
+) -> Result<(), Claim> {
     // SAFETY: forwarded caller contract.
-    if unsafe { work.claim(worker, moved) }.is_err() {
-        return false;
-    }
+    unsafe { work.claim(worker, hook) }?;
     worker.push(work);
     crate::trace::work_queue(
         worker as *const RawWorker as usize,
         work as *const RawWork as usize,
     );
-    true
+    Ok(())
 }
 
 /// Queues `dwork` to run after `delay`; mirrors `kthread_queue_delayed_work()`.
@@ -662,8 +687,12 @@ pub(crate) unsafe fn queue_hooked(
 /// # Safety
 /// As for [`queue`].
 pub unsafe fn queue_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
-    // SAFETY: forwarded caller contract.
-    unsafe { queue_delayed_hooked(worker, dwork, delay, &mut || {}) }
+    let mut hook = Hook {
+        moved: &mut || {},
+        may_move: true,
+    };
+    // SAFETY: forwarded caller contract (which covers a move's old owner).
+    unsafe { queue_delayed_hooked(worker, dwork, delay, &mut hook) }.is_ok()
 }
 
 /// As [`queue_delayed`], running `moved` if the claim changed the owner.
@@ -674,14 +703,12 @@ pub(crate) unsafe fn queue_delayed_hooked(
     worker: &RawWorker,
     dwork: &RawDelayedWork,
     delay: Duration,
-    moved: &mut dyn FnMut(),
-) -> bool {
+    hook: &mut Hook<'_>,
+) -> Result<(), Claim> {
     // SAFETY: forwarded caller contract.
-    if unsafe { dwork.work.claim(worker, moved) }.is_err() {
-        return false;
-    }
+    unsafe { dwork.work.claim(worker, hook) }?;
     arm(worker, dwork, delay);
-    true
+    Ok(())
 }
 
 fn arm(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) {
@@ -742,8 +769,12 @@ fn grab_pending_locked(owner: &RawWorker, work: &RawWork, keep_pending: bool) ->
 /// # Safety
 /// As for [`queue`].
 pub unsafe fn mod_delayed(worker: &RawWorker, dwork: &RawDelayedWork, delay: Duration) -> bool {
-    // SAFETY: forwarded caller contract.
-    unsafe { mod_delayed_hooked(worker, dwork, delay, &mut || {}) }
+    let mut hook = Hook {
+        moved: &mut || {},
+        may_move: true,
+    };
+    // SAFETY: forwarded caller contract (which covers a move's old owner).
+    unsafe { mod_delayed_hooked(worker, dwork, delay, &mut hook) }.unwrap_or(true)
 }
 
 /// As [`mod_delayed`], running `moved` if arming it changed the owner.
@@ -754,18 +785,22 @@ pub(crate) unsafe fn mod_delayed_hooked(
     worker: &RawWorker,
     dwork: &RawDelayedWork,
     delay: Duration,
-    moved: &mut dyn FnMut(),
-) -> bool {
+    hook: &mut Hook<'_>,
+) -> Result<bool, Claim> {
     let work = &dwork.work;
     loop {
         // SAFETY: forwarded caller contract.
-        if unsafe { work.claim(worker, &mut *moved) }.is_ok() {
-            arm(worker, dwork, delay);
-            return false;
+        match unsafe { work.claim(worker, hook) } {
+            Ok(_) => {
+                arm(worker, dwork, delay);
+                return Ok(false);
+            }
+            Err(Claim::WouldMove) => return Err(Claim::WouldMove),
+            Err(Claim::Busy) => {}
         }
         let s = work.state.load(Ordering::Acquire);
         if s & CANCELING != 0 || !ptr::eq(owner_of(s), worker) {
-            return true;
+            return Ok(true);
         }
         worker.lock.lock();
         if !ptr::eq(owner_of(work.state.load(Ordering::Acquire)), worker) {
@@ -774,7 +809,7 @@ pub(crate) unsafe fn mod_delayed_hooked(
         }
         if work.state.load(Ordering::Acquire) & CANCELING != 0 {
             worker.lock.unlock();
-            return true;
+            return Ok(true);
         }
         // PENDING stays set throughout: clearing it even briefly would let a
         // lock-free queue claim the item while it is still linked here.
@@ -794,7 +829,7 @@ pub(crate) unsafe fn mod_delayed_hooked(
                     worker.timer_insert_locked(dwork, at);
                 }
                 worker.lock.unlock();
-                return true;
+                return Ok(true);
             }
         }
     }
