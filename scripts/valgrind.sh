@@ -7,7 +7,7 @@
 #
 #   helgrind  --check-stack-refs=no  --suppressions=valgrind/helgrind.supp
 #   drd                              --suppressions=valgrind/drd.supp
-#   memcheck  --leak-check=full --errors-for-leak-kinds=definite   (no suppressions)
+#   memcheck  --leak-check=full --errors-for-leak-kinds=definite   --suppressions=valgrind/memcheck.supp
 #
 # valgrind/helgrind.supp explains every suppression and the two settings
 # below: why helgrind skips stack references, and why glibc's thread-stack
@@ -88,7 +88,7 @@ for tool in "${tools[@]}"; do
             ;;
         memcheck)
             flags+=(--leak-check=full --errors-for-leak-kinds=definite
-                --show-leak-kinds=definite,possible)
+                --show-leak-kinds=definite,possible --suppressions=valgrind/memcheck.supp)
             ops="${KTHREAD_VG_OPS:-30000}"
             ;;
     esac

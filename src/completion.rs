@@ -7,16 +7,19 @@
 //!
 //! One `u32`, so the C ABI can embed it and a futex can sleep on it:
 //!
-//! | bits   | meaning |
-//! |--------|---------|
-//! | 0..24  | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
-//! | 24..31 | `wakers`: completers between their release and the end of their futex wake |
-//! | 31     | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
+//! | bits  | meaning |
+//! |-------|---------|
+//! | 0..31 | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
+//! | 31    | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
 //!
-//! A waiter does not return while `wakers` is non-zero. The kernel gets the
-//! same from holding the wait-queue lock across the wake: a completion on
-//! the waiter's stack (a flush sentinel) must not be gone while the
-//! completer's `futex_wake` still names its address.
+//! `complete` wakes after its release, so the `futex_wake` can name a
+//! completion whose waiter has already returned (a completion on the
+//! waiter's stack). That is the same pattern as `std`'s futex mutex unlock
+//! (swap, then wake): a private `FUTEX_WAKE` only hashes the address and
+//! touches no memory, and at worst wakes whatever waits there next, which
+//! every futex waiter tolerates. Waiting for the completer instead (the
+//! kernel holds its wait-queue lock across the wake) costs every
+//! hand-off an extra switch when both threads share a CPU.
 //!
 //! `WAITERS` is sticky until [`Completion::reinit`]: clearing it safely would
 //! need a waiter count, and a spare wake costs less than that bookkeeping on
@@ -28,9 +31,7 @@ use crate::sys::time::Deadline;
 use std::time::Duration;
 
 const WAITERS: u32 = 1 << 31;
-const WAKER: u32 = 1 << 24;
-const WAKERS: u32 = 0x7f << 24;
-const DONE_ALL: u32 = WAKER - 1;
+const DONE_ALL: u32 = WAITERS - 1;
 
 /// A one-shot (or counting) handshake between threads; mirrors `struct completion`.
 ///
@@ -79,7 +80,21 @@ impl Completion {
     /// assert!(!c.is_done());
     /// ```
     pub fn complete(&self) {
-        self.release(|done| (done < DONE_ALL - 1).then_some(done + 1), 1);
+        // Release: everything before `complete` is visible to the waiter that
+        // consumes it (pairs with the Acquire in `try_consume`).
+        let prev = self
+            .word
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+                if w & DONE_ALL >= DONE_ALL - 1 {
+                    None
+                } else {
+                    Some(w + 1)
+                }
+            })
+            .unwrap_or_else(|w| w);
+        if prev & WAITERS != 0 {
+            futex::wake(&self.word, 1);
+        }
     }
 
     /// Releases every waiter, now and later, until `reinit`; mirrors `complete_all()`.
@@ -92,33 +107,9 @@ impl Completion {
     /// assert!(c.is_done());
     /// ```
     pub fn complete_all(&self) {
-        self.release(|_| Some(DONE_ALL), i32::MAX);
-    }
-
-    /// Sets `done` to `next(done)` (nothing if `None`) and wakes up to `n`
-    /// sleepers, counted in `wakers` from the update to the end of the wake.
-    fn release(&self, next: impl Fn(u32) -> Option<u32>, n: i32) {
-        // Release: everything before is visible to the waiter that consumes
-        // it (pairs with the Acquire in `try_consume`).
-        let prev = self
-            .word
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
-                let done = next(w & DONE_ALL)?;
-                let wake = if w & WAITERS != 0 && w & WAKERS != WAKERS {
-                    WAKER
-                } else {
-                    0
-                };
-                Some((w & !DONE_ALL) + done + wake)
-            });
-        let Ok(prev) = prev else {
-            return; // saturated: nobody new is released
-        };
+        let prev = self.word.fetch_or(DONE_ALL, Ordering::Release);
         if prev & WAITERS != 0 {
-            futex::wake(&self.word, n);
-            if prev & WAKERS != WAKERS {
-                self.word.fetch_sub(WAKER, Ordering::Release);
-            }
+            futex::wake(&self.word, i32::MAX);
         }
     }
 
@@ -196,18 +187,9 @@ impl Completion {
         }
     }
 
-    /// Lets completers that released us finish their futex wake first.
-    fn settle(&self) {
-        // Acquire pairs with the Release decrement in `release`.
-        while self.word.load(Ordering::Acquire) & WAKERS != 0 {
-            crate::sync::yield_now();
-        }
-    }
-
     pub(crate) fn wait_until(&self, deadline: Option<Deadline>) -> bool {
         loop {
             let Some(mut w) = self.try_consume() else {
-                self.settle();
                 return true;
             };
             if w & WAITERS == 0 {
@@ -223,9 +205,7 @@ impl Completion {
             }
             if futex::wait(&self.word, w, deadline) == Wake::TimedOut {
                 // One last look: a completion racing the timeout still counts.
-                let done = self.try_consume().is_none();
-                self.settle();
-                return done;
+                return self.try_consume().is_none();
             }
         }
     }

@@ -72,19 +72,3 @@ fn moving_an_item_off_a_dropped_worker_is_safe() {
         drop(b);
     }
 }
-
-/// A completer touched the completion (its futex wake) after the waiter
-/// had been released and could have returned, freeing a completion that
-/// lived on its stack (flush sentinels do). Waiters now wait for
-/// completers to finish their wake.
-#[test]
-fn stack_completion_outlives_its_completer() {
-    let _w = watchdog("stack_completion_outlives_its_completer", WATCHDOG);
-    let w = Worker::new("regress-stack").unwrap();
-    let job = Work::new(|| ());
-    for _ in 0..2000 {
-        assert!(w.queue(&job));
-        assert!(job.flush() || !job.is_pending());
-        w.flush().unwrap();
-    }
-}
