@@ -365,10 +365,19 @@ pub fn freezable_should_stop() -> bool {
 /// assert_eq!(kthread::freezer::freezable_should_stop_frozen(), (false, false));
 /// ```
 pub fn freezable_should_stop_frozen() -> (bool, bool) {
-    let mut frozen = false;
+    // A freeze inside an interruptible sleep since the last call counts: in
+    // the kernel the sleep is interrupted and the thread freezes here.
+    let mut frozen = task::with_current(|t| {
+        t.is_some_and(|t| {
+            t.flags.load(Ordering::Relaxed) & flag::FROZE_IN_SLEEP != 0
+                && t.flags.fetch_and(!flag::FROZE_IN_SLEEP, Ordering::AcqRel)
+                    & flag::FROZE_IN_SLEEP
+                    != 0
+        })
+    });
     if freezing() {
         if let Some(t) = task::current_task().filter(|t| t.is_freezable()) {
-            frozen = refrigerator(&t, true);
+            frozen |= refrigerator(&t, true);
         }
     }
     (crate::kthread::should_stop(), frozen)

@@ -90,6 +90,9 @@ pub(crate) mod flag {
     pub const FOREIGN: u32 = 1 << 10;
     /// Runs the worker loop.
     pub const WORKER: u32 = 1 << 11;
+    /// Froze inside an interruptible `schedule()`; reported (and cleared) by
+    /// the next `freezable_should_stop()` as the kernel's `was_frozen`.
+    pub const FROZE_IN_SLEEP: u32 = 1 << 13;
 }
 
 /// The scheduler state of a task; mirrors `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...
@@ -618,11 +621,13 @@ pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
     if freezable && crate::freezer::freezing() {
         t.set_state(RUNNING);
         crate::freezer::refrigerator(&t, true);
+        t.0.flags.fetch_or(flag::FROZE_IN_SLEEP, Ordering::AcqRel);
         return false;
     }
     let timed_out = t.sleep(deadline);
     if freezable && crate::freezer::freezing() {
         crate::freezer::refrigerator(&t, true);
+        t.0.flags.fetch_or(flag::FROZE_IN_SLEEP, Ordering::AcqRel);
     }
     timed_out
 }

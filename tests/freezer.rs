@@ -525,3 +525,44 @@ fn fork_while_frozen() -> Res {
     spin.stop()?;
     Ok(())
 }
+
+/// A freeze inside the interruptible sleep of the kernel's loop is reported
+/// as `was_frozen` by the next `kthread_freezable_should_stop`, as in the
+/// kernel (where the sleep is interrupted and the thread freezes there).
+#[test]
+fn freeze_in_interruptible_sleep_is_reported_as_was_frozen() -> Res {
+    let _g = serial();
+    let _w = watchdog("freeze_in_interruptible_sleep_is_reported", WATCHDOG);
+    let asleep = Arc::new(Completion::new());
+    let a = asleep.clone();
+    let k = Builder::new("k-wasfrozen").freezable(true).run(move || {
+        let mut reported = 0u32;
+        loop {
+            let (stop, was_frozen) = freezer::freezable_should_stop_frozen();
+            reported += u32::from(was_frozen);
+            if stop {
+                return reported;
+            }
+            set_current_state(TaskState::Interruptible);
+            if !should_stop() {
+                a.complete();
+                schedule();
+            }
+            set_current_state(TaskState::Running);
+        }
+    })?;
+    let _thaw = ThawOnDrop;
+    asleep.wait();
+    let guard = freezer::freeze(FREEZE)?;
+    assert_eq!(k.task().state(), TaskState::Frozen);
+    drop(guard);
+    // After the thaw the loop comes round once (reporting the freeze) and
+    // sleeps again; then stop it.
+    asleep.wait();
+    assert_eq!(
+        stop_within(k, BRIEF)?,
+        1,
+        "the freeze must be reported exactly once"
+    );
+    Ok(())
+}
