@@ -370,8 +370,7 @@ pub fn freezable_should_stop_frozen() -> (bool, bool) {
     let mut frozen = task::with_current(|t| {
         t.is_some_and(|t| {
             t.flags.load(Ordering::Relaxed) & flag::FROZE_IN_SLEEP != 0
-                && t.flags.fetch_and(!flag::FROZE_IN_SLEEP, Ordering::AcqRel)
-                    & flag::FROZE_IN_SLEEP
+                && t.flags.fetch_and(!flag::FROZE_IN_SLEEP, Ordering::AcqRel) & flag::FROZE_IN_SLEEP
                     != 0
         })
     });
