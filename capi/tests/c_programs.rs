@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one program may run before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -210,14 +210,19 @@ fn run(exe: &Path) -> Run {
         .stderr(File::create(&err_path).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Wait on another thread so the timeout is a real wait, not a poll.
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(TIMEOUT) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            // SAFETY: kill takes plain integers; the child has not been
+            // reaped (its waiter thread is still blocked in wait()).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = rx.recv();
             panic!(
                 "{} still running after {TIMEOUT:?}: killed\n--- stdout\n{}--- stderr\n{}",
                 exe.display(),
@@ -225,7 +230,6 @@ fn run(exe: &Path) -> Run {
                 fs::read_to_string(&err_path).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(10));
     };
     Run {
         status,
