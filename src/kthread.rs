@@ -573,13 +573,10 @@ pub(crate) fn request_stop(task: &Task) {
 /// Completes `parked` on behalf of a thread that will now never acknowledge
 /// the park in flight, given the flags before SHOULD_PARK was cleared.
 fn release_parker(task: &Task, prev: u32) {
-    if prev & flag::SHOULD_PARK != 0 && prev & flag::IS_PARKED == 0 && prev & SELF_PARK == 0 {
+    if prev & flag::SHOULD_PARK != 0 && prev & flag::IS_PARKED == 0 && prev & flag::SELF_PARK == 0 {
         task.0.parked.complete();
     }
 }
-
-/// Park requested by the thread itself: nobody waits for the acknowledgement.
-const SELF_PARK: u32 = 1 << 12;
 
 pub(crate) fn park_task(task: &Task) -> Result<(), Error> {
     let own = is_current(task);
@@ -595,7 +592,7 @@ pub(crate) fn park_task(task: &Task) -> Result<(), Error> {
                 n |= flag::WOKEN; // parking counts as the first wake
             }
             if own {
-                n |= SELF_PARK;
+                n |= flag::SELF_PARK;
             }
             Some(n)
         });
@@ -620,7 +617,7 @@ pub(crate) fn park_task(task: &Task) -> Result<(), Error> {
 
 pub(crate) fn unpark_task(task: &Task) {
     let prev = task.0.flags.fetch_and(
-        !(flag::SHOULD_PARK | flag::IS_PARKED | SELF_PARK),
+        !(flag::SHOULD_PARK | flag::IS_PARKED | flag::SELF_PARK),
         Ordering::AcqRel,
     );
     if prev & flag::SHOULD_PARK == 0 {
@@ -632,8 +629,7 @@ pub(crate) fn unpark_task(task: &Task) {
             // Re-bind before it runs again (`__kthread_bind` in `kthread_unpark`).
             let set = CpuSet::from_cpus(&[cpu]).expect("validated at creation");
             if let Err(e) = sched::set_affinity(task.tid(), &set) {
-                crate::trace::env_note(task, &format!("re-bind to CPU {cpu} failed: {e}"));
-                lock(&task.0.env_notes).push(format!("re-bind to CPU {cpu} failed: {e}"));
+                task.note(format!("re-bind to CPU {cpu} failed: {e}"));
             }
         }
     }
@@ -658,7 +654,7 @@ pub(crate) fn parkme_task(task: &Task) {
                 });
             match acked {
                 Ok(prev) => {
-                    if prev & SELF_PARK == 0 {
+                    if prev & flag::SELF_PARK == 0 {
                         task.0.parked.complete();
                     }
                     crate::freezer::task_changed();

@@ -125,10 +125,7 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
 pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<(), Error> {
     use crate::sys::{mempolicy, sched};
     signal::block_all()?;
-    let note = |n: String| {
-        crate::trace::env_note(t, &n);
-        lock(&t.0.env_notes).push(n);
-    };
+    let note = |n: String| t.note(n);
     if let Err(e) = sched::set_policy_normal(0) {
         note(format!("scheduling policy not reset: {e}"));
     }

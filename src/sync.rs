@@ -11,14 +11,14 @@ pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
 #[cfg(not(kthread_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::Arc;
 
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
 #[cfg(kthread_loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::Arc;
 
 pub(crate) use std::sync::atomic::Ordering;
 
@@ -64,15 +64,6 @@ pub(crate) use loom::cell::UnsafeCell;
 /// poisoning as harmless: every critical section in this crate leaves its
 /// data consistent before anything in it can panic.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-/// Locks a protocol mutex (a loom mutex under `cfg(kthread_loom)`).
-#[allow(dead_code)]
-pub(crate) fn lock_model<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),

@@ -39,7 +39,7 @@
 //! (see `docs/design.md`, "First run versus stop").
 
 use crate::completion::Completion;
-use crate::sync::{Arc, AtomicI32, AtomicU32, Ordering};
+use crate::sync::{lock, Arc, AtomicI32, AtomicU32, Ordering};
 use crate::sys::futex::{self, Wake};
 use crate::sys::sched::CpuSet;
 use crate::sys::time::Deadline;
@@ -93,6 +93,8 @@ pub(crate) mod flag {
     /// Froze inside an interruptible `schedule()`; reported (and cleared) by
     /// the next `freezable_should_stop()` as the kernel's `was_frozen`.
     pub const FROZE_IN_SLEEP: u32 = 1 << 13;
+    /// The thread parked itself: nobody waits for the acknowledgement.
+    pub const SELF_PARK: u32 = 1 << 12;
 }
 
 /// The scheduler state of a task; mirrors `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...
@@ -298,6 +300,13 @@ impl Task {
     /// ```
     pub fn data<D: Any>(&self) -> Option<&D> {
         self.0.data.as_ref()?.downcast_ref::<D>()
+    }
+
+    /// Records something about the thread's environment the library could
+    /// not do (registry `env_notes`, and a `tracing` warning).
+    pub(crate) fn note(&self, note: String) {
+        crate::trace::env_note(self, &note);
+        lock(&self.0.env_notes).push(note);
     }
 
     pub(crate) fn flags(&self) -> u32 {
