@@ -35,14 +35,8 @@ pub enum Error {
     Exited,
     /// The call would wait for the calling thread itself.
     WouldDeadlock,
-    /// `freeze` while the system is already frozen.
-    AlreadyFrozen,
-    /// `thaw` while the system is not frozen.
-    NotFrozen,
-    /// The call only makes sense inside a kthread.
-    NotKthread,
-    /// The worker has been destroyed.
-    Destroyed,
+    /// A CPU mask with no CPU in it.
+    EmptyCpuMask,
     /// An operating-system call failed.
     Os(io::Error),
 }
@@ -60,12 +54,10 @@ impl Error {
             | Error::CpuNotAllowed(_)
             | Error::InvalidNode(_)
             | Error::InvalidStackSize(_)
-            | Error::NotFrozen
-            | Error::NotKthread => libc::EINVAL,
-            Error::AlreadyStarted | Error::AlreadyParked | Error::AlreadyFrozen => libc::EBUSY,
+            | Error::EmptyCpuMask => libc::EINVAL,
+            Error::AlreadyStarted | Error::AlreadyParked => libc::EBUSY,
             Error::Exited => libc::ENOSYS,
             Error::WouldDeadlock => libc::EDEADLK,
-            Error::Destroyed => libc::ESHUTDOWN,
             Error::Os(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     }
@@ -85,10 +77,7 @@ impl fmt::Display for Error {
             Error::AlreadyParked => f.write_str("kthread is already parked or being parked"),
             Error::Exited => f.write_str("kthread has exited"),
             Error::WouldDeadlock => f.write_str("call would wait for the calling thread itself"),
-            Error::AlreadyFrozen => f.write_str("the system is already frozen"),
-            Error::NotFrozen => f.write_str("the system is not frozen"),
-            Error::NotKthread => f.write_str("not called from a kthread"),
-            Error::Destroyed => f.write_str("worker has been destroyed"),
+            Error::EmptyCpuMask => f.write_str("the CPU mask is empty"),
             Error::Os(e) => write!(f, "OS call failed: {e}"),
         }
     }
@@ -140,10 +129,7 @@ impl StopError {
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
-            StopError::Panicked(p) => p
-                .downcast_ref::<&'static str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            StopError::Panicked(p) => panic_message(&**p),
             _ => None,
         }
     }
@@ -190,3 +176,19 @@ impl fmt::Display for StopError {
 }
 
 impl std::error::Error for StopError {}
+
+/// The message of a panic payload, when it is a string (as `panic!` makes it).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Reports a broken invariant and aborts: used only where continuing would
+/// corrupt state (an OS call that cannot fail did), never for bad input.
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    eprintln!("kthread: fatal: {msg}");
+    std::process::abort()
+}

@@ -15,39 +15,11 @@
 //! until every freezable task is quiescent. `thaw` clears the flag and does
 //! an RMW on every freezable task's state word, so none can miss it.
 
-use crate::error::Error;
-use crate::sync::{AtomicBool, AtomicU32, Ordering};
-use crate::sys::futex;
+use crate::kthread::{current, should_stop};
 use crate::sys::time::Deadline;
-use crate::task::{self, flag, Task};
+use crate::task::{self, flags, freeze, list, Task};
 use std::fmt;
 use std::time::Duration;
-
-struct System {
-    freezing: AtomicBool,
-    /// Bumped (and futex-woken) whenever a task freezes, parks or exits.
-    seq: AtomicU32,
-}
-
-#[cfg(not(kthread_loom))]
-fn system() -> &'static System {
-    static SYSTEM: System = System {
-        freezing: AtomicBool::new(false),
-        seq: AtomicU32::new(0),
-    };
-    &SYSTEM
-}
-
-#[cfg(kthread_loom)]
-fn system() -> &'static System {
-    loom::lazy_static! {
-        static ref SYSTEM: System = System {
-            freezing: AtomicBool::new(false),
-            seq: AtomicU32::new(0),
-        };
-    }
-    &SYSTEM
-}
 
 /// Whether the system is freezing (or frozen); mirrors `freezing(current)` for freezable tasks.
 ///
@@ -55,7 +27,7 @@ fn system() -> &'static System {
 /// assert!(!kthread::freezer::freezing());
 /// ```
 pub fn freezing() -> bool {
-    system().freezing.load(Ordering::Acquire)
+    freeze::freezing()
 }
 
 /// A task that did not reach a freeze point in time.
@@ -96,6 +68,8 @@ pub enum FreezeError {
     /// These tasks did not freeze in time; everything has been thawed again
     /// (the kernel's "Freezing of tasks failed").
     TimedOut(Vec<Unfrozen>),
+    /// [`thaw`] while the system is not frozen.
+    NotFrozen,
 }
 
 impl FreezeError {
@@ -107,17 +81,23 @@ impl FreezeError {
     pub fn tasks(&self) -> &[Unfrozen] {
         match self {
             FreezeError::TimedOut(t) => t,
-            FreezeError::AlreadyFrozen => &[],
+            FreezeError::AlreadyFrozen | FreezeError::NotFrozen => &[],
         }
     }
 
-    /// The errno the C ABI returns (`EBUSY`, the kernel's freeze failure code).
+    /// The errno the C ABI returns: `EBUSY` (the kernel's freeze failure
+    /// code) for a failed freeze, `EINVAL` for a thaw with nothing frozen.
     ///
     /// ```
-    /// assert_eq!(kthread::freezer::FreezeError::AlreadyFrozen.errno(), libc::EBUSY);
+    /// use kthread::freezer::FreezeError;
+    /// assert_eq!(FreezeError::AlreadyFrozen.errno(), libc::EBUSY);
+    /// assert_eq!(FreezeError::NotFrozen.errno(), libc::EINVAL);
     /// ```
     pub fn errno(&self) -> i32 {
-        libc::EBUSY
+        match self {
+            FreezeError::AlreadyFrozen | FreezeError::TimedOut(_) => libc::EBUSY,
+            FreezeError::NotFrozen => libc::EINVAL,
+        }
     }
 }
 
@@ -125,6 +105,7 @@ impl fmt::Display for FreezeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FreezeError::AlreadyFrozen => f.write_str("the system is already frozen"),
+            FreezeError::NotFrozen => f.write_str("the system is not frozen"),
             FreezeError::TimedOut(t) => {
                 write!(f, "freezing of tasks failed; not frozen: ")?;
                 for (i, u) in t.iter().enumerate() {
@@ -183,8 +164,8 @@ impl Drop for FreezeGuard {
 
 /// A task that runs nothing: frozen, parked, exited, or never woken.
 fn quiescent(t: &Task) -> bool {
-    let f = t.flags();
-    f & (flag::FROZEN | flag::IS_PARKED | flag::EXITED) != 0 || f & flag::WOKEN == 0
+    let f = t.flags().load();
+    f & (flags::FROZEN | flags::IS_PARKED | flags::EXITED) != 0 || f & flags::WOKEN == 0
 }
 
 /// Freezes every freezable kthread; mirrors `freeze_kernel_threads()`.
@@ -212,16 +193,15 @@ fn quiescent(t: &Task) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
-    let sys = system();
-    if sys.freezing.swap(true, Ordering::AcqRel) {
+    if freeze::set_freezing(true) {
         return Err(FreezeError::AlreadyFrozen);
     }
     let deadline = Deadline::after(timeout);
     loop {
         // Read the sequence before scanning: a task that freezes after the
         // scan bumps it, and the futex wait below then returns at once.
-        let seq = sys.seq.load(Ordering::Acquire);
-        let pending: Vec<Task> = crate::registry::tasks_with(flag::FREEZABLE)
+        let seq = freeze::seq();
+        let pending: Vec<Task> = list::tasks_with(flags::FREEZABLE)
             .into_iter()
             .filter(|t| !quiescent(t))
             .collect();
@@ -244,23 +224,23 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             // The kernel's `freeze_task()`: wake interruptible sleepers only.
             t.wake_state(task::WAKE_INTERRUPTIBLE);
         }
-        futex::wait(&sys.seq, seq, Some(deadline));
+        freeze::wait_for_change(seq, deadline);
     }
 }
 
 /// Thaws every frozen kthread; mirrors `thaw_kernel_threads()`.
 ///
-/// Fails with [`Error::NotFrozen`] when the system is not frozen.
+/// Fails with [`FreezeError::NotFrozen`] when the system is not frozen.
 ///
 /// ```
-/// assert!(matches!(kthread::freezer::thaw(), Err(kthread::Error::NotFrozen)));
+/// use kthread::freezer::{self, FreezeError};
+/// assert!(matches!(freezer::thaw(), Err(FreezeError::NotFrozen)));
 /// ```
-pub fn thaw() -> Result<(), Error> {
-    let sys = system();
-    if !sys.freezing.swap(false, Ordering::AcqRel) {
-        return Err(Error::NotFrozen);
+pub fn thaw() -> Result<(), FreezeError> {
+    if !freeze::set_freezing(false) {
+        return Err(FreezeError::NotFrozen);
     }
-    let tasks = crate::registry::tasks_with(flag::FREEZABLE);
+    let tasks = list::tasks_with(flags::FREEZABLE);
     crate::trace::freezer("thaw", tasks.len());
     for t in &tasks {
         // An RMW on every freezable task's state word, frozen or not: a task
@@ -268,36 +248,6 @@ pub fn thaw() -> Result<(), Error> {
         t.wake_state(task::WAKE_FROZEN);
     }
     Ok(())
-}
-
-/// Called when a task freezes, parks or exits: wakes a waiting `freeze`.
-pub(crate) fn task_changed() {
-    let sys = system();
-    sys.seq.fetch_add(1, Ordering::AcqRel);
-    if sys.freezing.load(Ordering::Acquire) {
-        futex::wake(&sys.seq, i32::MAX);
-    }
-}
-
-/// Sits in the refrigerator until thawed (or, with `check_stop`, stopped).
-/// Returns `true` (it froze). Mirrors `__refrigerator()`.
-pub(crate) fn refrigerator(t: &Task, check_stop: bool) -> bool {
-    // State first: once `freeze` sees the flag, `state()` already says Frozen.
-    t.set_state(task::FROZEN);
-    t.0.flags.fetch_or(flag::FROZEN, Ordering::AcqRel);
-    crate::trace::freeze(t);
-    task_changed();
-    loop {
-        if !freezing() || (check_stop && t.has(flag::SHOULD_STOP)) {
-            break;
-        }
-        t.sleep(None);
-        t.set_state(task::FROZEN);
-    }
-    t.0.flags.fetch_and(!flag::FROZEN, Ordering::AcqRel);
-    t.set_state(task::RUNNING);
-    crate::trace::thaw(t);
-    true
 }
 
 /// Enters the refrigerator if the system is freezing and the caller is a
@@ -308,13 +258,7 @@ pub(crate) fn refrigerator(t: &Task, check_stop: bool) -> bool {
 /// ```
 #[inline]
 pub fn try_to_freeze() -> bool {
-    if !freezing() {
-        return false;
-    }
-    match task::current_task() {
-        Some(t) if t.is_freezable() => refrigerator(&t, false),
-        _ => false,
-    }
+    freeze::try_to_freeze()
 }
 
 /// Makes the current kthread freezable, then freezes if the system is
@@ -329,10 +273,10 @@ pub fn try_to_freeze() -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn set_freezable() -> bool {
-    let Some(t) = crate::kthread::current() else {
+    let Some(t) = current() else {
         return false;
     };
-    t.0.flags.fetch_or(flag::FREEZABLE, Ordering::AcqRel);
+    t.flags().set_freezable();
     try_to_freeze()
 }
 
@@ -367,17 +311,11 @@ pub fn freezable_should_stop() -> bool {
 pub fn freezable_should_stop_frozen() -> (bool, bool) {
     // A freeze inside an interruptible sleep since the last call counts: in
     // the kernel the sleep is interrupted and the thread freezes here.
-    let mut frozen = task::with_current(|t| {
-        t.is_some_and(|t| {
-            t.flags.load(Ordering::Relaxed) & flag::FROZE_IN_SLEEP != 0
-                && t.flags.fetch_and(!flag::FROZE_IN_SLEEP, Ordering::AcqRel) & flag::FROZE_IN_SLEEP
-                    != 0
-        })
-    });
+    let mut frozen = task::with_current(|t| t.is_some_and(|t| t.flags().take_froze_in_sleep()));
     if freezing() {
         if let Some(t) = task::current_task().filter(|t| t.is_freezable()) {
-            frozen |= refrigerator(&t, true);
+            frozen |= freeze::refrigerator(&t, true);
         }
     }
-    (crate::kthread::should_stop(), frozen)
+    (should_stop(), frozen)
 }

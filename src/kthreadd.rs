@@ -11,11 +11,10 @@
 
 use crate::completion::Completion;
 use crate::error::Error;
-use crate::sync::{lock, AtomicU32, Ordering};
-use crate::sys::{self, sched::CpuSet, signal, thread::RawThread};
-use crate::task::{self, flag, Task, TaskInit};
+use crate::sync::{lock, lock_static, Arc, AtomicU32, Mutex, OnceLock, Ordering, StaticMutex};
+use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread};
+use crate::task::{self, flags, list, Task, TaskInit};
 use std::ffi::CString;
-use std::sync::{Arc, Mutex, OnceLock};
 
 /// What kthreadd and the new thread hand back to the creator.
 pub(crate) struct Reply {
@@ -63,11 +62,12 @@ struct Request {
 
 struct Kthreadd {
     task: Task,
-    list: Mutex<Vec<Request>>,
+    /// Requests not yet taken (kthreadd's `kthread_create_list`).
+    requests: StaticMutex<Vec<Request>>,
 }
 
 static KTHREADD: OnceLock<Arc<Kthreadd>> = OnceLock::new();
-static START: Mutex<()> = Mutex::new(());
+static START: StaticMutex<()> = StaticMutex::new(());
 
 /// Starts kthreadd if it is not running yet and returns its task.
 ///
@@ -88,20 +88,20 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
     if let Some(k) = KTHREADD.get() {
         return Ok(k);
     }
-    let _g = lock(&START);
+    let _g = lock_static(&START);
     if let Some(k) = KTHREADD.get() {
         return Ok(k);
     }
     let task = Task::new(TaskInit {
         name: "kthreadd".into(),
-        flags: flag::KTHREADD | flag::WOKEN,
+        flags: flags::KTHREADD | flags::WOKEN,
         node: None,
         cpu: None,
         data: None,
     });
     let k = Arc::new(Kthreadd {
         task,
-        list: Mutex::new(Vec::new()),
+        requests: StaticMutex::new(Vec::new()),
     });
     let reply = Reply::new();
     let (kd, r) = (k.clone(), reply.clone());
@@ -123,7 +123,6 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
 /// Resets the calling thread to the clean environment of SPEC §2; failures
 /// that only lose cleanliness are noted on the task, the rest are errors.
 pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<(), Error> {
-    use crate::sys::{mempolicy, sched};
     signal::block_all()?;
     let note = |n: String| t.note(n);
     if let Err(e) = sched::set_policy_normal(0) {
@@ -138,7 +137,7 @@ pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<()
         }
         Err(e) => note(format!("nice value unreadable: {e}")),
     }
-    sched::set_affinity(0, affinity).map_err(|e| match (e.raw_os_error(), t.0.cpu) {
+    sched::set_affinity(0, affinity).map_err(|e| match (e.raw_os_error(), t.cpu()) {
         (Some(libc::EINVAL), Some(cpu)) => Error::CpuNotAllowed(cpu),
         _ => Error::Os(e),
     })?;
@@ -148,7 +147,7 @@ pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<()
     }
     let os = cut_name(os_name);
     sys::thread::set_name(&CString::new(os).map_err(|_| Error::InvalidName)?)?;
-    t.set_tid(sys::sched::gettid());
+    t.set_tid(sched::gettid());
     Ok(())
 }
 
@@ -167,7 +166,7 @@ fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
     let env = clean_env(me, &CpuSet::all(), "kthreadd");
     let ok = env.is_ok();
     if ok {
-        crate::registry::add(me);
+        list::add(me);
     }
     reply.thread_answer(env);
     if !ok {
@@ -175,7 +174,7 @@ fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
     }
     loop {
         task::set_current_state(task::TaskState::Interruptible);
-        let batch = std::mem::take(&mut *lock(&k.list));
+        let batch = std::mem::take(&mut *lock_static(&k.requests));
         if batch.is_empty() {
             task::schedule();
             continue;
@@ -214,7 +213,7 @@ fn spawn_one(req: Request) {
 /// joined here, and `main` (with the user's closure) was dropped once.
 pub(crate) fn create(main: Main, stack_size: usize, reply: Arc<Reply>) -> Result<RawThread, Error> {
     let k = get()?;
-    lock(&k.list).push(Request {
+    lock_static(&k.requests).push(Request {
         main,
         stack_size,
         reply: reply.clone(),

@@ -36,13 +36,10 @@
 //! [`completion`], [`kthreadd`] and the [`Kthread`] handle, then
 //! [`freezer`], [`percpu`], [`worker`], and the registry ([`list`], [`ps`]).
 
-#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
 pub mod completion;
 mod error;
-#[doc(hidden)]
-pub mod ffi;
 pub mod freezer;
 mod kthread;
 pub mod kthreadd;
@@ -70,14 +67,6 @@ pub use percpu::PerCpu;
 pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};
 pub use task::{schedule, schedule_timeout, set_current_state, Task, TaskState};
 pub use worker::{DelayedWork, Work, Worker};
-
-/// Reports a broken invariant and aborts: used only where continuing would
-/// corrupt state (an OS call that cannot fail did), never for bad input.
-#[cold]
-pub(crate) fn fatal(msg: &str) -> ! {
-    eprintln!("kthread: fatal: {msg}");
-    std::process::abort()
-}
 
 /// The README's example, compiled and run as a doc test so it stays true.
 #[cfg(doctest)]

@@ -7,9 +7,9 @@
 //! Each model plays the kthread's side on a loom thread with the task
 //! installed as `current`, exactly as `thread_main` does.
 
-use crate::kthread::{exit, park_task, parkme_task, request_stop, unpark_task};
+use crate::kthread::{exit, parkme_task, request_stop};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
-use crate::task::{self, flag, Task, TaskInit};
+use crate::task::{self, flags, Task, TaskInit};
 use crate::worker::raw::{self, RawDelayedWork, RawWork, RawWorker};
 use loom::thread;
 
@@ -42,7 +42,7 @@ fn new_task(flags: u32) -> Task {
 fn first_run(t: &Task) -> bool {
     task::set_current(t);
     t.sleep(None);
-    let ran = t.has(flag::WOKEN);
+    let ran = t.has(flags::WOKEN);
     exit(t);
     ran
 }
@@ -70,10 +70,10 @@ fn loom_stop_vs_wake_vs_first_run() {
             })
         };
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         let ran = k.join().unwrap();
         waker.join().unwrap();
-        assert_eq!(ran, t.has(flag::WOKEN), "ran without the WOKEN decision");
+        assert_eq!(ran, t.has(flags::WOKEN), "ran without the WOKEN decision");
     });
 }
 
@@ -88,7 +88,7 @@ fn loom_wake_then_stop_always_runs() {
         };
         t.wake_up();
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         assert!(k.join().unwrap(), "a woken kthread must run its function");
     });
 }
@@ -97,7 +97,7 @@ fn loom_wake_then_stop_always_runs() {
 #[test]
 fn loom_set_current_state_schedule_vs_wake_up() {
     model("loom_set_current_state_schedule_vs_wake_up", || {
-        let t = new_task(flag::WOKEN);
+        let t = new_task(flags::WOKEN);
         let cond = Arc::new(AtomicBool::new(false));
         let sleeper = {
             let (t, cond) = (t.clone(), cond.clone());
@@ -124,7 +124,7 @@ fn loom_set_current_state_schedule_vs_wake_up() {
 #[test]
 fn loom_stop_vs_schedule_loop() {
     model("loom_stop_vs_schedule_loop", || {
-        let t = new_task(flag::WOKEN);
+        let t = new_task(flags::WOKEN);
         let k = {
             let t = t.clone();
             thread::spawn(move || {
@@ -140,7 +140,7 @@ fn loom_stop_vs_schedule_loop() {
             })
         };
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         k.join().unwrap();
     });
 }
@@ -166,7 +166,7 @@ fn parkable_loop(t: &Task) {
 #[test]
 fn loom_park_vs_unpark_vs_stop() {
     model("loom_park_vs_unpark_vs_stop", || {
-        let t = new_task(flag::WOKEN);
+        let t = new_task(flags::WOKEN);
         let k = {
             let t = t.clone();
             thread::spawn(move || parkable_loop(&t))
@@ -175,11 +175,11 @@ fn loom_park_vs_unpark_vs_stop() {
             let t = t.clone();
             thread::spawn(move || {
                 request_stop(&t);
-                t.0.exited.wait();
+                t.exited().wait();
             })
         };
-        match park_task(&t) {
-            Ok(()) => unpark_task(&t),
+        match t.park() {
+            Ok(()) => t.unpark(),
             Err(e) => assert!(matches!(
                 e,
                 crate::Error::Exited | crate::Error::AlreadyParked
@@ -194,19 +194,19 @@ fn loom_park_vs_unpark_vs_stop() {
 #[test]
 fn loom_park_is_acknowledged() {
     model("loom_park_is_acknowledged", || {
-        let t = new_task(flag::WOKEN);
+        let t = new_task(flags::WOKEN);
         let k = {
             let t = t.clone();
             thread::spawn(move || parkable_loop(&t))
         };
-        park_task(&t).unwrap();
+        t.park().unwrap();
         assert!(
-            t.has(flag::IS_PARKED),
+            t.has(flags::IS_PARKED),
             "park returned before the thread parked"
         );
-        unpark_task(&t);
+        t.unpark();
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         k.join().unwrap();
     });
 }
@@ -224,8 +224,8 @@ fn freezable_loop(t: &Task) {
 }
 
 fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
-    let t = new_task(flag::WOKEN | flag::FREEZABLE);
-    crate::registry::add(&t);
+    let t = new_task(flags::WOKEN | flags::FREEZABLE);
+    crate::task::list::add(&t);
     let h = {
         let t = t.clone();
         thread::spawn(move || freezable_loop(&t))
@@ -241,11 +241,14 @@ fn loom_freeze_entry_vs_thaw() {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
             .expect("the only freezable task must freeze");
-        assert!(t.has(flag::FROZEN), "freeze returned before the task froze");
+        assert!(
+            t.has(flags::FROZEN),
+            "freeze returned before the task froze"
+        );
         assert_eq!(t.state(), task::TaskState::Frozen);
         drop(guard);
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         k.join().unwrap();
     });
 }
@@ -258,7 +261,7 @@ fn loom_stop_of_frozen_task() {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600)).unwrap();
         request_stop(&t);
-        t.0.exited.wait();
+        t.exited().wait();
         k.join().unwrap();
         drop(guard);
     });
@@ -295,7 +298,7 @@ unsafe extern "C" fn count_delayed_fn(w: *mut RawWork) {
 }
 
 fn start_worker(w: &Arc<RawWorker>) -> (Task, thread::JoinHandle<()>) {
-    let t = new_task(flag::WOKEN);
+    let t = new_task(flags::WOKEN);
     let h = {
         let (t, w) = (t.clone(), w.clone());
         thread::spawn(move || {
@@ -309,7 +312,7 @@ fn start_worker(w: &Arc<RawWorker>) -> (Task, thread::JoinHandle<()>) {
 
 fn stop_worker(t: Task, h: thread::JoinHandle<()>) {
     request_stop(&t);
-    t.0.exited.wait();
+    t.exited().wait();
     h.join().unwrap();
 }
 

@@ -10,7 +10,7 @@
 use crate::error::{Error, StopError};
 use crate::kthread::{Builder, Kthread};
 use crate::sys::topology;
-use crate::task::{flag, Task};
+use crate::task::{flags, Task};
 use std::sync::Arc;
 
 /// One kthread per allowed CPU, each bound to its CPU.
@@ -73,7 +73,7 @@ impl<T: Send + 'static> PerCpu<T> {
             let f = f.clone();
             let k = Builder::new(name_for(name_pattern, cpu))
                 .cpu(cpu)
-                .flags(flag::PER_CPU)
+                .flags(flags::PER_CPU)
                 .create(move || f(cpu))?;
             threads.push((cpu, k));
         }
@@ -173,7 +173,7 @@ impl<T: Send + 'static> PerCpu<T> {
         let allowed = topology::allowed_cpus();
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for (cpu, k) in &self.threads {
-            let parked = k.task().has(flag::SHOULD_PARK);
+            let parked = k.task().has(flags::SHOULD_PARK);
             if !allowed.contains(*cpu) && !parked {
                 if k.park().is_ok() {
                     off.push(*cpu);

@@ -1,33 +1,12 @@
 //! Introspection: every live kthread (and kthreadd), as `ps` would show it.
+//!
+//! The top layer: it reads the task list (`task/list.rs`) and `/proc`, and
+//! nothing below it depends on it.
 
-use crate::sync::lock;
 use crate::sys::{procfs, sched};
-use crate::task::{flag, Task, TaskState};
+use crate::task::{flags, list, TaskState};
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Duration;
-
-static TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
-
-pub(crate) fn add(t: &Task) {
-    lock(&TASKS).push(t.clone());
-}
-
-pub(crate) fn remove(t: &Task) {
-    let mut v = lock(&TASKS);
-    if let Some(i) = v.iter().position(|x| x == t) {
-        v.swap_remove(i);
-    }
-}
-
-/// The live tasks whose flags have all of `mask`.
-pub(crate) fn tasks_with(mask: u32) -> Vec<Task> {
-    lock(&TASKS)
-        .iter()
-        .filter(|t| t.flags() & mask == mask)
-        .cloned()
-        .collect()
-}
 
 /// Flags of a task, as listed by [`list`].
 ///
@@ -60,13 +39,13 @@ pub struct TaskFlags {
 impl TaskFlags {
     fn from_raw(f: u32) -> TaskFlags {
         TaskFlags {
-            bound: f & flag::BOUND != 0,
-            freezable: f & flag::FREEZABLE != 0,
-            per_cpu: f & flag::PER_CPU != 0,
-            kthreadd: f & flag::KTHREADD != 0,
-            worker: f & flag::WORKER != 0,
-            should_stop: f & flag::SHOULD_STOP != 0,
-            should_park: f & flag::SHOULD_PARK != 0,
+            bound: f & flags::BOUND != 0,
+            freezable: f & flags::FREEZABLE != 0,
+            per_cpu: f & flags::PER_CPU != 0,
+            kthreadd: f & flags::KTHREADD != 0,
+            worker: f & flags::WORKER != 0,
+            should_stop: f & flags::SHOULD_STOP != 0,
+            should_park: f & flags::SHOULD_PARK != 0,
         }
     }
 
@@ -129,7 +108,7 @@ pub struct TaskInfo {
 /// # Ok::<(), kthread::Error>(())
 /// ```
 pub fn list() -> Vec<TaskInfo> {
-    let tasks = lock(&TASKS).clone();
+    let tasks = list::snapshot();
     let mut out: Vec<TaskInfo> = tasks
         .iter()
         .filter_map(|t| {
@@ -139,12 +118,12 @@ pub fn list() -> Vec<TaskInfo> {
                 name: t.name().to_owned(),
                 tid,
                 state: t.state(),
-                flags: TaskFlags::from_raw(t.flags()),
+                flags: TaskFlags::from_raw(t.flags().load()),
                 allowed_cpus: sched::affinity(tid).map(|s| s.to_vec()).unwrap_or_default(),
                 node: t.node(),
                 last_cpu: stat.last_cpu,
                 cpu_time: stat.cpu_time,
-                env_notes: lock(&t.0.env_notes).clone(),
+                env_notes: t.env_notes(),
             })
         })
         .collect();

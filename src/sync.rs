@@ -1,26 +1,39 @@
-//! The one place every atomic, lock and cell of the protocols comes from.
+//! The one place every atomic, lock, cell, `Arc` and yield of the crate comes from.
 //!
 //! Under `--cfg kthread_loom` these are `loom`'s instrumented types, so the
-//! loom models in `tests/loom_*.rs` explore every interleaving of the real
-//! protocol code; otherwise they are `std`'s. Process-wide tables that the
-//! models never touch (the registry, kthreadd's request list) use `std`
-//! directly, since loom types cannot live in statics.
+//! models in `src/loom_models.rs` (run by `scripts/loom.sh`) explore every
+//! interleaving of the real protocol code; otherwise they are `std`'s.
+//! Nothing outside this module names `std::sync` or `std::thread::yield_now`.
+//!
+//! Two kinds are deliberately `std`'s under loom too, each for a reason:
+//!
+//! * [`StaticMutex`]: the process-wide tables (the task list, kthreadd's
+//!   request list) live in `static`s, and loom's types have no `const`
+//!   constructor. The models create their tasks directly and never contend
+//!   on these tables, so no interleaving is lost.
+//! * [`DynArc`]: the safe worker items are `Arc<Item<F>>` unsized to
+//!   `Arc<Item<dyn Fn()>>`, which needs the unstable `CoerceUnsized` that
+//!   loom's `Arc` cannot implement. The models drive the raw layer, which
+//!   holds no `Arc`.
 
 #[cfg(not(kthread_loom))]
 pub(crate) use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
 #[cfg(not(kthread_loom))]
-pub(crate) use std::sync::Arc;
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 };
 #[cfg(kthread_loom)]
-pub(crate) use loom::sync::Arc;
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
+pub(crate) use std::sync::Arc as DynArc;
+pub(crate) use std::sync::Mutex as StaticMutex;
+pub(crate) use std::sync::OnceLock;
 
 /// Defines a constructor that is `const` normally and a plain `fn` under
 /// loom, whose types have no `const` constructors.
@@ -60,15 +73,22 @@ impl<T> UnsafeCell<T> {
 #[cfg(kthread_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
-/// Locks a `std` mutex (process-wide tables, never modelled), treating
-/// poisoning as harmless: every critical section in this crate leaves its
-/// data consistent before anything in it can panic.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+/// Locks a mutex (modelled or static), treating poisoning as harmless:
+/// every critical section in this crate leaves its data consistent before
+/// anything in it can panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// As [`lock`], for a process-wide [`StaticMutex`].
+#[cfg(kthread_loom)]
+pub(crate) fn lock_static<T>(m: &StaticMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// As [`lock`], for a process-wide [`StaticMutex`] (the same type outside loom).
+#[cfg(not(kthread_loom))]
+pub(crate) use lock as lock_static;
 
 /// A hint inside a bounded retry loop that waits for another thread to finish
 /// a few instructions (never used to wait for an event of unbounded length).

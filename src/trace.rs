@@ -1,52 +1,52 @@
 //! `tracing` events where the kernel has tracepoints (feature `tracing`).
 //!
-//! Every function here compiles to nothing without the feature. Event names
-//! follow the kernel's `sched_kthread_*` tracepoints.
+//! A leaf: every function takes plain values (a task's name and tid, an
+//! address), so any layer may emit events without this module knowing its
+//! types. Every function compiles to nothing without the feature. Event
+//! names follow the kernel's `sched_kthread_*` tracepoints.
 
 #![cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 
-use crate::task::Task;
-
 macro_rules! event {
-    ($lvl:ident, $name:literal, $task:expr $(, $k:ident = $v:expr)*) => {
+    ($lvl:ident, $name:literal, $comm:expr, $tid:expr $(, $k:ident = $v:expr)*) => {
         #[cfg(feature = "tracing")]
         tracing::event!(
             target: "kthread",
             tracing::Level::$lvl,
             event = $name,
-            comm = $task.name(),
-            tid = $task.tid()
+            comm = $comm,
+            tid = $tid
             $(, $k = $v)*
         );
     };
 }
 
-pub(crate) fn create(t: &Task) {
-    event!(DEBUG, "kthread_create", t);
+pub(crate) fn create(comm: &str, tid: i32) {
+    event!(DEBUG, "kthread_create", comm, tid);
 }
-pub(crate) fn wake(t: &Task, woke: bool) {
-    event!(TRACE, "sched_wakeup", t, woke = woke);
+pub(crate) fn wake(comm: &str, tid: i32, woke: bool) {
+    event!(TRACE, "sched_wakeup", comm, tid, woke = woke);
 }
-pub(crate) fn stop(t: &Task) {
-    event!(DEBUG, "sched_kthread_stop", t);
+pub(crate) fn stop(comm: &str, tid: i32) {
+    event!(DEBUG, "sched_kthread_stop", comm, tid);
 }
-pub(crate) fn stop_ret(t: &Task, ret: &str) {
-    event!(DEBUG, "sched_kthread_stop_ret", t, ret = ret);
+pub(crate) fn stop_ret(comm: &str, tid: i32, ret: &str) {
+    event!(DEBUG, "sched_kthread_stop_ret", comm, tid, ret = ret);
 }
-pub(crate) fn park(t: &Task) {
-    event!(DEBUG, "kthread_park", t);
+pub(crate) fn park(comm: &str, tid: i32) {
+    event!(DEBUG, "kthread_park", comm, tid);
 }
-pub(crate) fn unpark(t: &Task) {
-    event!(DEBUG, "kthread_unpark", t);
+pub(crate) fn unpark(comm: &str, tid: i32) {
+    event!(DEBUG, "kthread_unpark", comm, tid);
 }
-pub(crate) fn freeze(t: &Task) {
-    event!(DEBUG, "freezer_frozen", t);
+pub(crate) fn freeze(comm: &str, tid: i32) {
+    event!(DEBUG, "freezer_frozen", comm, tid);
 }
-pub(crate) fn thaw(t: &Task) {
-    event!(DEBUG, "freezer_thawed", t);
+pub(crate) fn thaw(comm: &str, tid: i32) {
+    event!(DEBUG, "freezer_thawed", comm, tid);
 }
-pub(crate) fn env_note(t: &Task, note: &str) {
-    event!(WARN, "kthread_env_unclean", t, note = note);
+pub(crate) fn env_note(comm: &str, tid: i32, note: &str) {
+    event!(WARN, "kthread_env_unclean", comm, tid, note = note);
 }
 pub(crate) fn work_queue(worker: usize, work: usize) {
     #[cfg(feature = "tracing")]
@@ -58,22 +58,30 @@ pub(crate) fn work_queue(worker: usize, work: usize) {
         work = work
     );
 }
-pub(crate) fn work_start(worker: &Task, work: usize) {
+pub(crate) fn work_start(comm: &str, tid: i32, work: usize) {
     event!(
         TRACE,
         "sched_kthread_work_execute_start",
-        worker,
+        comm,
+        tid,
         work = work
     );
 }
-pub(crate) fn work_end(worker: &Task, work: usize) {
-    event!(TRACE, "sched_kthread_work_execute_end", worker, work = work);
+pub(crate) fn work_end(comm: &str, tid: i32, work: usize) {
+    event!(
+        TRACE,
+        "sched_kthread_work_execute_end",
+        comm,
+        tid,
+        work = work
+    );
 }
-pub(crate) fn work_panic(worker: &Task, work: usize, msg: &str) {
+pub(crate) fn work_panic(comm: &str, tid: i32, work: usize, msg: &str) {
     event!(
         ERROR,
         "kthread_work_panicked",
-        worker,
+        comm,
+        tid,
         work = work,
         msg = msg
     );

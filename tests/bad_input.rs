@@ -93,7 +93,13 @@ fn handle_calls_reject_bad_states() {
         k.bind(first_disallowed_cpu()),
         Err(Error::CpuNotAllowed(_))
     ));
+    assert!(matches!(k.bind_mask(&[]), Err(Error::EmptyCpuMask)));
     assert_eq!(k.bind_mask(&[]).unwrap_err().errno(), libc::EINVAL);
+    // The error names the CPU that is not allowed, wherever it sits in the mask.
+    let bad = first_disallowed_cpu();
+    let good = allowed_cpus()[0];
+    assert!(matches!(k.bind_mask(&[good, bad]), Err(Error::CpuNotAllowed(c)) if c == bad));
+    assert!(!k.task().is_bound(), "a refused mask binds nothing");
     k.wake_up();
     assert!(matches!(k.bind(0), Err(Error::AlreadyStarted)));
     assert_eq!(k.bind(0).unwrap_err().errno(), libc::EBUSY);
@@ -155,14 +161,14 @@ fn handle_calls_reject_bad_states() {
 fn freezer_rejects_bad_sequences() {
     let _w = watchdog("freezer_rejects_bad_sequences", WATCHDOG);
     let _g = FREEZER.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(matches!(freezer::thaw(), Err(Error::NotFrozen)));
+    assert!(matches!(freezer::thaw(), Err(FreezeError::NotFrozen)));
     let guard = freezer::freeze(Duration::from_secs(5)).unwrap();
     let again = freezer::freeze(Duration::from_secs(5)).unwrap_err();
     assert!(matches!(again, FreezeError::AlreadyFrozen));
     assert!(again.tasks().is_empty());
     assert_eq!(again.errno(), libc::EBUSY);
     drop(guard);
-    assert!(matches!(freezer::thaw(), Err(Error::NotFrozen)));
+    assert!(matches!(freezer::thaw(), Err(FreezeError::NotFrozen)));
     // Freeze points outside a freezable kthread are harmless no-ops.
     assert!(!kthread::try_to_freeze());
     assert!(!kthread::set_freezable());

@@ -464,12 +464,12 @@ fn thaw_when_not_frozen_is_error() -> Res {
     let _s = serial();
     let _w = watchdog("thaw_when_not_frozen_is_error", WATCHDOG);
     let e = freezer::thaw().unwrap_err();
-    assert!(matches!(e, Error::NotFrozen), "{e:?}");
+    assert!(matches!(e, FreezeError::NotFrozen), "{e:?}");
     assert_eq!(e.errno(), libc::EINVAL);
     freezer::freeze(FREEZE)?.keep();
     freezer::thaw()?;
     assert!(
-        matches!(freezer::thaw(), Err(Error::NotFrozen)),
+        matches!(freezer::thaw(), Err(FreezeError::NotFrozen)),
         "second thaw"
     );
     Ok(())

@@ -20,11 +20,6 @@
 //! }
 //! ```
 
-#![deny(
-    missing_docs,
-    unsafe_op_in_unsafe_fn,
-    clippy::undocumented_unsafe_blocks
-)]
 #![cfg(target_os = "linux")]
 
 pub mod flag;

@@ -1,14 +1,14 @@
 //! Creating, stopping, binding and parking kthreads from C.
 //!
 //! A `struct task_struct *` is the address of the task's shared state
-//! (`kthread::ffi::task_as_ptr`). The typed handle, `Kthread<i32>`, of
+//! (`Task::as_ptr`). The typed handle, `Kthread<i32>`, of
 //! every kthread created from C waits in [`KTHREADS`] until `kthread_stop()`
 //! takes it out: the task stays alive (and its pointer valid) until then,
 //! as a kernel task does while `kthread_stop()` may still be called on it.
 
 use crate::layout::CpuMask;
 use crate::{bad_ptr, err_ptr, guard, lock, SendPtr};
-use kthread_rs::{ffi, Builder, Kthread, Task};
+use kthread_rs::{Builder, Kthread, Task};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::Mutex;
@@ -39,35 +39,52 @@ pub(crate) fn c_task(p: *const c_void) -> Option<Task> {
     if bad_ptr(p) {
         return None;
     }
-    if let Some(me) = kthread_rs::current().filter(|t| ffi::task_as_ptr(t) == p) {
+    if let Some(me) = kthread_rs::current().filter(|t| t.as_ptr() == p) {
         return Some(me);
     }
     lock(&KTHREADS).get(&(p as usize)).map(|k| k.task().clone())
 }
 
-/// A `Builder` for `name` on `node` (`NUMA_NO_NODE` or a node number) and
-/// `cpu` (negative: not bound); `Err(errno)` for bad arguments.
+/// The name, node and CPU of a kthread or worker from C: `node` is
+/// `NUMA_NO_NODE` or a node number, `cpu` negative for "not bound";
+/// `Err(errno)` for bad arguments. Shared by `kthread_create*()` and
+/// `kthread_create_worker*()`.
 ///
 /// # Safety
 /// `name` is NULL, an error pointer, or a NUL-terminated string.
-pub(crate) unsafe fn builder(
+pub(crate) unsafe fn placement(
     name: *const c_char,
     node: c_int,
     cpu: c_int,
-) -> Result<Builder, c_int> {
+) -> Result<(String, Option<usize>, Option<usize>), c_int> {
     if bad_ptr(name) {
         return Err(libc::EINVAL);
     }
     // SAFETY: a NUL-terminated string by the caller's contract.
-    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-    let mut b = Builder::new(name);
-    match node {
-        NUMA_NO_NODE => {}
-        n if n >= 0 => b = b.node(n as usize),
+    let name = unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
+    let node = match node {
+        NUMA_NO_NODE => None,
+        n if n >= 0 => Some(n as usize),
         _ => return Err(libc::EINVAL),
+    };
+    Ok((name, node, usize::try_from(cpu).ok()))
+}
+
+/// A `Builder` from [`placement`]'s arguments.
+///
+/// # Safety
+/// As for [`placement`].
+unsafe fn builder(name: *const c_char, node: c_int, cpu: c_int) -> Result<Builder, c_int> {
+    // SAFETY: forwarded caller contract.
+    let (name, node, cpu) = unsafe { placement(name, node, cpu) }?;
+    let mut b = Builder::new(name);
+    if let Some(n) = node {
+        b = b.node(n);
     }
-    if cpu >= 0 {
-        b = b.cpu(cpu as usize);
+    if let Some(c) = cpu {
+        b = b.cpu(c);
     }
     Ok(b)
 }
@@ -98,7 +115,7 @@ unsafe fn create(
     });
     match created {
         Ok(k) => {
-            let p = ffi::task_as_ptr(k.task()).cast_mut();
+            let p = k.task().as_ptr().cast_mut();
             lock(&KTHREADS).insert(p as usize, k);
             p
         }
@@ -204,8 +221,10 @@ pub extern "C" fn kthread_data(k: *mut c_void) -> *mut c_void {
         let Some(task) = c_task(k) else {
             return std::ptr::null_mut();
         };
-        task.data::<CData>()
-            .map_or(std::ptr::null_mut(), |d| d.0 as *mut c_void)
+        match task.data::<CData>() {
+            Some(d) => d.0 as *mut c_void,
+            None => crate::worker::worker_of(&task).map_or(std::ptr::null_mut(), |w| w.cast()),
+        }
     })
 }
 
@@ -216,7 +235,7 @@ pub extern "C" fn kthread_data(k: *mut c_void) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn kthread_bind(k: *mut c_void, cpu: c_uint) -> c_int {
     guard("kthread_bind", -libc::EFAULT, || match c_task(k) {
-        Some(task) => errno_of(ffi::bind_mask(&task, &[cpu as usize])),
+        Some(task) => errno_of(task.bind_mask(&[cpu as usize])),
         None => -libc::EINVAL,
     })
 }
@@ -235,7 +254,7 @@ pub unsafe extern "C" fn kthread_bind_mask(k: *mut c_void, mask: *const CpuMask)
         // SAFETY: a valid mask by the caller's contract.
         let cpus = unsafe { &*mask }.cpus();
         match c_task(k) {
-            Some(task) => errno_of(ffi::bind_mask(&task, &cpus)),
+            Some(task) => errno_of(task.bind_mask(&cpus)),
             None => -libc::EINVAL,
         }
     })
@@ -250,7 +269,7 @@ pub unsafe extern "C" fn kthread_bind_mask(k: *mut c_void, mask: *const CpuMask)
 #[no_mangle]
 pub extern "C" fn kthread_park(k: *mut c_void) -> c_int {
     guard("kthread_park", -libc::EFAULT, || match c_task(k) {
-        Some(task) => errno_of(ffi::park(&task)),
+        Some(task) => errno_of(task.park()),
         None => -libc::EINVAL,
     })
 }
@@ -261,7 +280,7 @@ pub extern "C" fn kthread_park(k: *mut c_void) -> c_int {
 pub extern "C" fn kthread_unpark(k: *mut c_void) {
     guard("kthread_unpark", (), || {
         if let Some(task) = c_task(k) {
-            ffi::unpark(&task);
+            task.unpark();
         }
     })
 }

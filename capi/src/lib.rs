@@ -2,10 +2,11 @@
 //! the hand-written `include/kthread.h`.
 //!
 //! Every function here is a thin front over the Rust crate: the public API
-//! (`Builder`, `Kthread`, `Completion`, `freezer`, `schedule`...), its raw
-//! worker layer (`kthread::worker::raw`), and a few hidden hooks
-//! (`kthread::ffi`) that let C name a task by its `struct task_struct *`.
-//! Nothing is implemented twice.
+//! (`Builder`, `Kthread`, `Task`, `Worker`, `Completion`, `freezer`,
+//! `schedule`...) and its documented raw worker layer
+//! (`kthread::worker::raw`). A `struct task_struct *` is `Task::as_ptr`.
+//! Nothing is implemented twice: creating and destroying a worker is
+//! `WorkerBuilder::create` and `Worker::destroy`.
 //!
 //! Conventions, as in the kernel: errors come back as a negative errno, or
 //! as an error pointer (`ERR_PTR(-EINVAL)`) where a pointer is returned. A
@@ -57,11 +58,9 @@ pub(crate) fn guard<R>(entry: &str, on_panic: R, body: impl FnOnce() -> R) -> R 
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("<non-string payload>");
+            // The crate's own payload-to-message rule, through its public type.
+            let e = kthread_rs::StopError::Panicked(payload);
+            let msg = e.panic_message().unwrap_or("<non-string payload>");
             // A failing stderr must not turn into a second panic here.
             let _ = writeln!(std::io::stderr(), "kthread: panic in {entry}(): {msg}");
             on_panic

@@ -1,7 +1,7 @@
 //! `current`, task states, `schedule()`, `schedule_timeout()`, `wake_up_process()`.
 
 use crate::{bad_ptr, duration_to_jiffies, guard, jiffies_to_duration};
-use kthread_rs::{ffi, TaskState};
+use kthread_rs::{Task, TaskState};
 use std::ffi::{c_int, c_long, c_uint, c_void};
 
 /// `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, `TASK_UNINTERRUPTIBLE`: the kernel's values.
@@ -26,7 +26,7 @@ fn task_state(raw: c_uint) -> Option<TaskState> {
 #[no_mangle]
 pub extern "C" fn get_current() -> *mut c_void {
     guard("get_current", std::ptr::null_mut(), || {
-        ffi::current_ptr().cast_mut()
+        Task::current().as_ptr().cast_mut()
     })
 }
 
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn wake_up_process(p: *mut c_void) -> c_int {
             return -libc::EINVAL;
         }
         // SAFETY: a live task by the caller's contract.
-        let task = unsafe { ffi::task_from_ptr(p) };
+        let task = unsafe { Task::from_ptr(p) };
         c_int::from(task.wake_up())
     })
 }

@@ -3,24 +3,33 @@
 //! These are the raw layer's `RawWorker`, `RawWork` and `RawDelayedWork`
 //! in C memory (see `layout.rs`), and every call forwards to
 //! `kthread::worker::raw`. A caller-owned worker runs on any kthread whose
-//! function is `kthread_worker_fn`; `kthread_create_worker()` allocates one
-//! and runs it on a kthread of its own, whose handle waits in [`WORKERS`]
-//! for `kthread_destroy_worker()`.
+//! function is `kthread_worker_fn`. `kthread_create_worker()` is
+//! `WorkerBuilder::create`: the `Worker` waits in [`WORKERS`], keyed by
+//! its raw worker's address, for `kthread_destroy_worker()`, which is
+//! `Worker::destroy`.
 //!
 //! The queue contract is the kernel's: a queued work must stay valid and
 //! unmoved until it has run or been cancelled, and a worker must outlive the
 //! works queued on it (flush or cancel them before freeing it).
 
-use crate::kthread::{builder, CData, NUMA_NO_NODE};
+use crate::kthread::{placement, NUMA_NO_NODE};
 use crate::{bad_ptr, err_ptr, guard, jiffies_to_duration, lock, usable, warn};
 use kthread_rs::worker::raw::{self, RawDelayedWork, RawWork, RawWorker, WorkFn, KTW_FREEZABLE};
-use kthread_rs::Kthread;
+use kthread_rs::{Task, Worker};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use std::sync::Mutex;
 
-/// The threads of the workers made by `kthread_create_worker()`, by worker address.
-static WORKERS: Mutex<BTreeMap<usize, Kthread<i32>>> = Mutex::new(BTreeMap::new());
+/// The workers made by `kthread_create_worker()`, by raw worker address.
+static WORKERS: Mutex<BTreeMap<usize, Worker>> = Mutex::new(BTreeMap::new());
+
+/// The raw worker run by `task`, if it is the thread of a worker from
+/// `kthread_create_worker()` (what `kthread_data()` gives for it).
+pub(crate) fn worker_of(task: &Task) -> Option<*mut RawWorker> {
+    let workers = lock(&WORKERS);
+    let (addr, _) = workers.iter().find(|(_, w)| w.task() == task)?;
+    Some(*addr as *mut RawWorker)
+}
 
 /// The worker at `w`, or `None` for NULL, an error pointer or a misaligned one.
 ///
@@ -109,36 +118,25 @@ pub unsafe extern "C" fn kthread_create_worker_name(
             return err_ptr(libc::EINVAL);
         }
         // SAFETY: forwarded caller contract on `name`.
-        let b = match unsafe { builder(name, node, cpu) } {
-            Ok(b) => b,
+        let (name, node, cpu) = match unsafe { placement(name, node, cpu) } {
+            Ok(p) => p,
             Err(e) => return err_ptr(e),
         };
-        let core: *mut RawWorker = Box::into_raw(Box::new(RawWorker::new(flags)));
-        let addr = core as usize;
-        let created = b
-            .data(CData(addr))
-            .freezable(flags & KTW_FREEZABLE != 0)
-            .create(move || {
-                // SAFETY: the worker is freed only by kthread_destroy_worker,
-                // after this thread has been stopped.
-                raw::worker_fn(unsafe { &*(addr as *const RawWorker) })
-            });
-        let thread = match created {
-            Ok(k) => k,
-            Err(e) => {
-                // SAFETY: from Box::into_raw above; the thread was never
-                // created, so nothing else refers to it.
-                drop(unsafe { Box::from_raw(core) });
-                return err_ptr(e.errno());
+        let mut b = Worker::builder(&name).freezable(flags & KTW_FREEZABLE != 0);
+        if let Some(n) = node {
+            b = b.node(n);
+        }
+        if let Some(c) = cpu {
+            b = b.cpu(c);
+        }
+        match b.create() {
+            Ok(w) => {
+                let core = w.as_raw() as *const RawWorker as *mut RawWorker;
+                lock(&WORKERS).insert(core as usize, w);
+                core
             }
-        };
-        thread.wake_up();
-        // Return once the loop is attached and idle, as `Worker::new` does,
-        // so the worker is visibly running when the caller gets it.
-        // SAFETY: alive until destroyed, which needs this pointer returned first.
-        let _ = raw::flush_worker(unsafe { &*core });
-        lock(&WORKERS).insert(addr, thread);
-        core
+            Err(e) => err_ptr(e.errno()),
+        }
     })
 }
 
@@ -161,15 +159,15 @@ pub unsafe extern "C" fn kthread_destroy_worker(worker: *mut RawWorker) {
         if bad_ptr(worker) {
             return;
         }
-        let thread = {
+        let taken = {
             let mut workers = lock(&WORKERS);
-            let Some(t) = workers.get(&(worker as usize)) else {
+            let Some(w) = workers.get(&(worker as usize)) else {
                 warn(format_args!(
                     "kthread_destroy_worker({worker:p}): not a worker from kthread_create_worker()"
                 ));
                 return;
             };
-            if kthread_rs::current().as_ref() == Some(t.task()) {
+            if kthread_rs::current().as_ref() == Some(w.task()) {
                 warn(format_args!(
                     "kthread_destroy_worker({worker:p}) from its own thread: would deadlock"
                 ));
@@ -177,15 +175,11 @@ pub unsafe extern "C" fn kthread_destroy_worker(worker: *mut RawWorker) {
             }
             workers.remove(&(worker as usize))
         };
-        // SAFETY: from kthread_create_worker and not yet freed: it was still
-        // in WORKERS, which we just took it out of.
-        let w = unsafe { &*worker };
-        raw::cancel_timers(w);
-        let _ = raw::flush_worker(w);
-        drop(thread.map(Kthread::stop));
-        // SAFETY: allocated by Box in kthread_create_worker; its thread has
-        // ended, and by the contract nothing refers to it any more.
-        drop(unsafe { Box::from_raw(worker) });
+        // Outside the table's lock: destroying runs every queued item, and
+        // an item may create or destroy other workers.
+        if let Some(w) = taken {
+            w.destroy();
+        }
     })
 }
 

@@ -51,7 +51,7 @@ mod imp {
             Some(libc::ETIMEDOUT) => Wake::TimedOut,
             // EFAULT/EINVAL/ENOSYS mean the word or the kernel is not what every
             // sleeping protocol here relies on; continuing would spin or hang.
-            _ => crate::fatal(&format!("futex wait failed: {err}")),
+            _ => crate::error::fatal(&format!("futex wait failed: {err}")),
         }
     }
 
@@ -68,7 +68,7 @@ mod imp {
         };
         match super::super::cvt_long(ret) {
             Ok(n) => n as usize,
-            Err(err) => crate::fatal(&format!("futex wake failed: {err}")),
+            Err(err) => crate::error::fatal(&format!("futex wake failed: {err}")),
         }
     }
 }

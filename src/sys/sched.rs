@@ -116,6 +116,6 @@ pub(crate) fn gettid() -> libc::pid_t {
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
     match cvt_long(tid) {
         Ok(t) => t as libc::pid_t,
-        Err(e) => crate::fatal(&format!("gettid failed: {e}")),
+        Err(e) => crate::error::fatal(&format!("gettid failed: {e}")),
     }
 }

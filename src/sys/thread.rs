@@ -25,7 +25,7 @@ extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
     // The thread main catches the user's panics itself; a panic escaping here
     // would be a bug in this crate, and unwinding into C is undefined.
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)).is_err() {
-        crate::fatal("kthread: internal panic escaped a thread main");
+        crate::error::fatal("kthread: internal panic escaped a thread main");
     }
     std::ptr::null_mut()
 }

@@ -12,17 +12,17 @@ const CONTENDED: u32 = 2;
 /// The worker lock (the kernel's `worker->lock` spinlock, sleeping instead of spinning).
 #[repr(transparent)]
 #[derive(Debug, Default)]
-pub(crate) struct RawLock(AtomicU32);
+pub(super) struct RawLock(AtomicU32);
 
 impl RawLock {
     crate::sync::loom_const_fn! {
-        pub(crate) fn new() -> RawLock {
+        pub(super) fn new() -> RawLock {
             RawLock(AtomicU32::new(UNLOCKED))
         }
     }
 
     #[inline]
-    pub(crate) fn lock(&self) {
+    pub(super) fn lock(&self) {
         // Acquire pairs with the Release in `unlock`.
         if self
             .0
@@ -42,7 +42,7 @@ impl RawLock {
     }
 
     #[inline]
-    pub(crate) fn unlock(&self) {
+    pub(super) fn unlock(&self) {
         if self.0.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.0, 1);
         }

@@ -1,7 +1,16 @@
 //! Tasks and the state word: `set_current_state`, `schedule`, `wake_up`.
 //!
 //! Every kthread has a [`Task`], the user-space `task_struct`. Its *state
-//! word* is what the thread sleeps on (a futex) and what wakers change.
+//! word* is what the thread sleeps on (a futex) and what wakers change; its
+//! *flags word* (`flags.rs`) holds the stop/park/freeze requests. This
+//! module owns both: every write to either is a named method here.
+//!
+//! Files: `mod.rs` (the task, the state word), `flags.rs` (the flags word
+//! and its transition table), `current.rs` (the calling thread's task),
+//! `sched.rs` (`set_current_state`, `schedule*`), `freeze.rs` (the
+//! freezer's mechanism: the freezing flag and the refrigerator, which
+//! `schedule` needs; the policy is `crate::freezer`), `list.rs` (the list of
+//! live tasks).
 //!
 //! # The state word
 //!
@@ -30,24 +39,28 @@
 //! it, and then the sleeper's swap reads from the waker's release sequence
 //! and sees the condition the waker published. This is also what lets loom
 //! check the protocol exactly.
-//!
-//! # Flags
-//!
-//! The flags word holds the kernel's `KTHREAD_SHOULD_STOP`,
-//! `KTHREAD_SHOULD_PARK`, `KTHREAD_IS_PARKED`, `PF_NO_SETAFFINITY` and friends,
-//! plus `WOKEN`, the one atomic decision between the first wake and a stop
-//! (see `docs/design.md`, "First run versus stop").
+
+mod current;
+pub(crate) mod flags;
+pub(crate) mod freeze;
+pub(crate) mod list;
+mod sched;
+
+pub(crate) use current::{
+    clear_current, current_or_adopt, current_task, set_current, with_current,
+};
+pub(crate) use sched::schedule_until;
+pub use sched::{schedule, schedule_timeout, set_current_state};
 
 use crate::completion::Completion;
-use crate::sync::{lock, Arc, AtomicI32, AtomicU32, Ordering};
+use crate::sync::{lock, Arc, AtomicI32, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::sys::futex::{self, Wake};
 use crate::sys::sched::CpuSet;
 use crate::sys::time::Deadline;
+use flags::Flags;
 use std::any::Any;
-use std::cell::Cell;
+use std::ffi::c_void;
 use std::fmt;
-use std::sync::Mutex;
-use std::time::Duration;
 
 pub(crate) const RUNNING: u32 = 0;
 pub(crate) const INTERRUPTIBLE: u32 = 1;
@@ -63,39 +76,6 @@ pub(crate) const WAKE_NORMAL: u32 = (1 << INTERRUPTIBLE) | (1 << UNINTERRUPTIBLE
 pub(crate) const WAKE_INTERRUPTIBLE: u32 = 1 << INTERRUPTIBLE;
 pub(crate) const WAKE_PARKED: u32 = 1 << PARKED;
 pub(crate) const WAKE_FROZEN: u32 = 1 << FROZEN;
-
-/// Flag bits.
-pub(crate) mod flag {
-    /// `kthread_stop()` was called (`KTHREAD_SHOULD_STOP`).
-    pub const SHOULD_STOP: u32 = 1 << 0;
-    /// `kthread_park()` was called and no unpark yet (`KTHREAD_SHOULD_PARK`).
-    pub const SHOULD_PARK: u32 = 1 << 1;
-    /// The first wake happened before any stop: the function will run.
-    pub const WOKEN: u32 = 1 << 2;
-    /// Affinity fixed by `bind` (`PF_NO_SETAFFINITY`).
-    pub const BOUND: u32 = 1 << 3;
-    /// Member of a per-CPU set (`KTHREAD_IS_PER_CPU`).
-    pub const PER_CPU: u32 = 1 << 4;
-    /// Takes part in freezing (no `PF_NOFREEZE`).
-    pub const FREEZABLE: u32 = 1 << 5;
-    /// Sits in `parkme()` and has acknowledged the park (`KTHREAD_IS_PARKED`).
-    pub const IS_PARKED: u32 = 1 << 6;
-    /// Sits in the refrigerator (`PF_FROZEN`).
-    pub const FROZEN: u32 = 1 << 7;
-    /// The thread function has returned (or never will run).
-    pub const EXITED: u32 = 1 << 8;
-    /// This task is kthreadd.
-    pub const KTHREADD: u32 = 1 << 9;
-    /// A thread that is not a kthread, given a task so it can sleep and be woken.
-    pub const FOREIGN: u32 = 1 << 10;
-    /// Runs the worker loop.
-    pub const WORKER: u32 = 1 << 11;
-    /// Froze inside an interruptible `schedule()`; reported (and cleared) by
-    /// the next `freezable_should_stop()` as the kernel's `was_frozen`.
-    pub const FROZE_IN_SLEEP: u32 = 1 << 13;
-    /// The thread parked itself: nobody waits for the acknowledgement.
-    pub const SELF_PARK: u32 = 1 << 12;
-}
 
 /// The scheduler state of a task; mirrors `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...
 ///
@@ -162,25 +142,29 @@ impl TaskState {
     }
 }
 
+/// The shared state behind a [`Task`].
+///
+/// # Invariants
+/// `state` is changed only by the methods of this module (an RMW each, see
+/// the module docs); `flags` only by [`Flags`]' methods.
 pub(crate) struct TaskInner {
-    /// The state word; see the module docs. Every write is an RMW.
-    pub(crate) state: AtomicU32,
-    pub(crate) flags: AtomicU32,
+    state: AtomicU32,
+    flags: Flags,
     tid: AtomicI32,
     name: Box<str>,
     /// NUMA node asked for at creation.
-    pub(crate) node: Option<usize>,
+    node: Option<usize>,
     /// CPU of a per-CPU kthread, or the one given to `Builder::cpu`.
-    pub(crate) cpu: Option<usize>,
+    cpu: Option<usize>,
     data: Option<Box<dyn Any + Send + Sync>>,
     /// Completed (once per park) when the thread sits in `parkme()`.
-    pub(crate) parked: Completion,
+    parked: Completion,
     /// Completed (`complete_all`) when the thread function has returned.
-    pub(crate) exited: Completion,
+    exited: Completion,
     /// The mask `bind` set; held while binding so the first run waits for it.
-    pub(crate) bind: Mutex<Option<CpuSet>>,
+    bind: Mutex<Option<CpuSet>>,
     /// What kthreadd could not reset in this thread's environment.
-    pub(crate) env_notes: Mutex<Vec<String>>,
+    env_notes: Mutex<Vec<String>>,
 }
 
 /// A cheap, shareable reference to a kthread's shared state (its `task_struct`).
@@ -198,7 +182,7 @@ pub(crate) struct TaskInner {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct Task(pub(crate) Arc<TaskInner>);
+pub struct Task(Arc<TaskInner>);
 
 impl PartialEq for Task {
     fn eq(&self, other: &Task) -> bool {
@@ -217,8 +201,10 @@ impl fmt::Debug for Task {
     }
 }
 
+/// What a task is born with.
 pub(crate) struct TaskInit {
     pub name: Box<str>,
+    /// Bits of [`flags::BIRTH`] only.
     pub flags: u32,
     pub node: Option<usize>,
     pub cpu: Option<usize>,
@@ -229,7 +215,7 @@ impl Task {
     pub(crate) fn new(init: TaskInit) -> Task {
         Task(Arc::new(TaskInner {
             state: AtomicU32::new(RUNNING),
-            flags: AtomicU32::new(init.flags),
+            flags: Flags::new(init.flags),
             tid: AtomicI32::new(0),
             name: init.name,
             node: init.node,
@@ -246,11 +232,75 @@ impl Task {
     pub(crate) fn foreign(name: &str) -> Task {
         Task::new(TaskInit {
             name: name.into(),
-            flags: flag::FOREIGN,
+            flags: flags::FOREIGN,
             node: None,
             cpu: None,
             data: None,
         })
+    }
+
+    /// The calling thread's task, what C's `current` names.
+    ///
+    /// A kthread gets its own task. Any other thread (such as `main`) is
+    /// given a task of its own on first use, so it can sleep in
+    /// [`schedule`] and be woken, as `set_current_state` does; that task
+    /// lives as long as the thread. [`crate::current`] is the kthread-only form.
+    ///
+    /// ```
+    /// let me = kthread::Task::current();
+    /// assert_eq!(me, kthread::Task::current()); // the same task every time
+    /// assert!(kthread::current().is_none()); // but not a kthread
+    /// let k = kthread::run("cur", || kthread::Task::current().name().to_owned())?;
+    /// assert_eq!(k.stop()?, "cur");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn current() -> Task {
+        current_or_adopt()
+    }
+
+    /// The address of the task's shared state: what the C ABI calls `struct task_struct *`.
+    ///
+    /// Stable for the task's life and equal for every clone of the task.
+    ///
+    /// ```
+    /// let k = kthread::create("ptr", || ())?;
+    /// assert_eq!(k.task().as_ptr(), k.task().clone().as_ptr());
+    /// assert!(!k.task().as_ptr().is_null());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn as_ptr(&self) -> *const c_void {
+        Arc::as_ptr(&self.0).cast()
+    }
+
+    /// A new reference to the task whose shared state is at `ptr`.
+    ///
+    /// ```
+    /// let k = kthread::create("back", || ())?;
+    /// let p = k.task().as_ptr();
+    /// // SAFETY: `p` is from `as_ptr`, and `k` keeps the task alive.
+    /// let t = unsafe { kthread::Task::from_ptr(p) };
+    /// assert_eq!(&t, k.task());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// `ptr` must come from [`Task::as_ptr`], and the task must be alive:
+    /// something (a handle, a `Task`, the running thread for its own task)
+    /// must hold a reference to it for the whole call.
+    pub unsafe fn from_ptr(ptr: *const c_void) -> Task {
+        let p = ptr.cast::<TaskInner>();
+        // SAFETY: by the contract `p` is `Arc::as_ptr` of a live task, so its
+        // strong count is at least one while we add ours, and `from_raw`
+        // adopts exactly the reference just added.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Task(Arc::from_raw(p))
+        }
+    }
+
+    /// The shared state, for the raw layers that keep a task by address.
+    pub(crate) fn inner(&self) -> &TaskInner {
+        &self.0
     }
 
     /// The full name given at creation (the OS name is cut to 15 bytes).
@@ -305,16 +355,47 @@ impl Task {
     /// Records something about the thread's environment the library could
     /// not do (registry `env_notes`, and a `tracing` warning).
     pub(crate) fn note(&self, note: String) {
-        crate::trace::env_note(self, &note);
+        crate::trace::env_note(self.name(), self.tid(), &note);
         lock(&self.0.env_notes).push(note);
     }
 
-    pub(crate) fn flags(&self) -> u32 {
-        self.0.flags.load(Ordering::Acquire)
+    /// What [`note`](Self::note) recorded.
+    pub(crate) fn env_notes(&self) -> Vec<String> {
+        lock(&self.0.env_notes).clone()
     }
 
-    pub(crate) fn has(&self, f: u32) -> bool {
-        self.flags() & f != 0
+    /// The flags word (`flags.rs`).
+    #[inline]
+    pub(crate) fn flags(&self) -> &Flags {
+        &self.0.flags
+    }
+
+    /// Whether any flag bit of `mask` is set.
+    #[inline]
+    pub(crate) fn has(&self, mask: u32) -> bool {
+        self.0.flags.has(mask)
+    }
+
+    /// The bind lock: held by `bind` while it sets the affinity, and taken
+    /// once by the thread after its first wake, so a bind racing the first
+    /// wake is applied before the function runs.
+    pub(crate) fn bind_lock(&self) -> MutexGuard<'_, Option<CpuSet>> {
+        lock(&self.0.bind)
+    }
+
+    /// Completed once per park, when the thread acknowledges it.
+    pub(crate) fn parked(&self) -> &Completion {
+        &self.0.parked
+    }
+
+    /// Completed for good when the thread function has returned.
+    pub(crate) fn exited(&self) -> &Completion {
+        &self.0.exited
+    }
+
+    /// The CPU of `Builder::cpu` or of a per-CPU set.
+    pub(crate) fn cpu(&self) -> Option<usize> {
+        self.0.cpu
     }
 
     /// Whether `bind`, `Builder::cpu` or a per-CPU set fixed the affinity.
@@ -327,7 +408,7 @@ impl Task {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn is_bound(&self) -> bool {
-        self.has(flag::BOUND)
+        self.has(flags::BOUND)
     }
 
     /// Whether the task takes part in freezing.
@@ -338,7 +419,7 @@ impl Task {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn is_freezable(&self) -> bool {
-        self.has(flag::FREEZABLE)
+        self.has(flags::FREEZABLE)
     }
 
     /// Whether the task belongs to a per-CPU set.
@@ -349,7 +430,7 @@ impl Task {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn is_per_cpu(&self) -> bool {
-        self.has(flag::PER_CPU)
+        self.has(flags::PER_CPU)
     }
 
     /// Whether the thread function has returned (or was never run and is gone).
@@ -360,7 +441,7 @@ impl Task {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn has_exited(&self) -> bool {
-        self.has(flag::EXITED)
+        self.has(flags::EXITED)
     }
 
     /// The NUMA node asked for at creation.
@@ -388,15 +469,9 @@ impl Task {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wake_up(&self) -> bool {
-        self.mark_woken();
-        let woke = self.wake_state(WAKE_NORMAL);
-        crate::trace::wake(self, woke);
+        let woke = self.0.wake_up();
+        crate::trace::wake(self.name(), self.tid(), woke);
         woke
-    }
-
-    #[inline]
-    pub(crate) fn mark_woken(&self) {
-        self.0.mark_woken()
     }
 
     /// See [`TaskInner::wake_state`].
@@ -407,9 +482,13 @@ impl Task {
     /// The owner's state change (`set_current_state` / `__set_current_state`).
     #[inline]
     pub(crate) fn set_state(&self, s: u32) {
-        // AcqRel swap: an RMW, so it reads from any waker's release sequence
-        // (module docs) and publishes the state before the caller's checks.
-        self.0.state.swap(s, Ordering::AcqRel);
+        self.0.set_state(s)
+    }
+
+    /// The raw state (without `WAITING`), for the owner's own checks.
+    #[inline]
+    pub(crate) fn raw_state(&self) -> u32 {
+        self.0.state.load(Ordering::Acquire) & STATE_MASK
     }
 
     /// Sleeps until the state is `RUNNING` again or `deadline` passes.
@@ -445,22 +524,26 @@ impl Task {
 }
 
 impl TaskInner {
-    /// Records the first wake, unless a stop got there first: the one atomic
-    /// decision of whether the thread function will run (SPEC §3).
+    /// The owner's state change: an `AcqRel` swap, so it reads from any
+    /// waker's release sequence (module docs) and publishes the state
+    /// before the caller's checks.
     #[inline]
-    pub(crate) fn mark_woken(&self) {
-        let f = self.flags.load(Ordering::Relaxed);
-        if f & flag::WOKEN == 0 {
-            let _ = self
-                .flags
-                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |f| {
-                    if f & (flag::WOKEN | flag::SHOULD_STOP) != 0 {
-                        None
-                    } else {
-                        Some(f | flag::WOKEN)
-                    }
-                });
-        }
+    pub(crate) fn set_state(&self, s: u32) {
+        self.state.swap(s, Ordering::AcqRel);
+    }
+
+    /// `wake_up_process()` without the trace event: marks the first wake and
+    /// wakes a normal sleep.
+    #[inline]
+    pub(crate) fn wake_up(&self) -> bool {
+        self.flags.mark_woken();
+        self.wake_state(WAKE_NORMAL)
+    }
+
+    /// The flags word.
+    #[inline]
+    pub(crate) fn flags(&self) -> &Flags {
+        &self.flags
     }
 
     /// Sets the task `RUNNING` if its state is in `mask` (bits `1 << state`),
@@ -489,154 +572,4 @@ impl TaskInner {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// The current task.
-
-#[cfg(not(kthread_loom))]
-std::thread_local! {
-    static CURRENT: Cell<*const TaskInner> = const { Cell::new(std::ptr::null()) };
-    /// Keeps a foreign thread's task alive for the thread's life.
-    static ADOPTED: std::cell::RefCell<Option<Task>> = const { std::cell::RefCell::new(None) };
-}
-
-#[cfg(kthread_loom)]
-loom::thread_local! {
-    static CURRENT: Cell<*const TaskInner> = Cell::new(std::ptr::null());
-    static ADOPTED: std::cell::RefCell<Option<Task>> = std::cell::RefCell::new(None);
-}
-
-/// Installs `task` as the calling thread's current task (thread start, loom models).
-pub(crate) fn set_current(task: &Task) {
-    let p: *const TaskInner = &*task.0;
-    CURRENT.with(|c| c.set(p));
-}
-
-/// Clears the calling thread's current task (thread exit).
-pub(crate) fn clear_current() {
-    CURRENT.with(|c| c.set(std::ptr::null()));
-}
-
-/// Runs `f` with the calling thread's task, if it has one.
-///
-/// The pointer stays valid while the thread runs: a kthread's main holds a
-/// strong reference for its whole life, and a foreign thread's lives in `ADOPTED`.
-#[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&TaskInner>) -> R) -> R {
-    let p = CURRENT.with(|c| c.get());
-    // SAFETY: see above: a non-null CURRENT points at a TaskInner kept alive
-    // by this very thread until `clear_current` runs.
-    f(unsafe { p.as_ref() })
-}
-
-/// The calling thread's task, giving a foreign thread one on first use.
-pub(crate) fn current_or_adopt() -> Task {
-    if let Some(t) = current_task() {
-        return t;
-    }
-    let t = Task::foreign("foreign");
-    ADOPTED.with(|a| *a.borrow_mut() = Some(t.clone()));
-    set_current(&t);
-    t
-}
-
-/// The calling thread's task (kthread or adopted foreign thread).
-pub(crate) fn current_task() -> Option<Task> {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: as in `with_current`; the strong count is at least one while
-    // the thread runs, so adding one more from the raw pointer is sound.
-    unsafe {
-        Arc::increment_strong_count(p);
-        Some(Task(Arc::from_raw(p)))
-    }
-}
-
-/// Publishes the calling thread's state before it checks its wake-up
-/// condition; mirrors `set_current_state()`.
-///
-/// Then call [`schedule`], which sleeps only while the state is still not
-/// `Running`: a [`Task::wake_up`] between the two makes `schedule` return at
-/// once. On a thread that is not a kthread this gives the thread a task of
-/// its own, so the same pattern works anywhere.
-///
-/// ```
-/// use kthread::{set_current_state, schedule, TaskState};
-/// let k = kthread::run("sleeper", || {
-///     while !kthread::should_stop() {
-///         set_current_state(TaskState::Interruptible);
-///         if kthread::should_stop() {
-///             break;
-///         }
-///         schedule();
-///     }
-///     kthread::set_current_state(TaskState::Running);
-/// })?;
-/// k.stop()?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn set_current_state(state: TaskState) {
-    let raw = state.raw();
-    with_current(|t| match t {
-        Some(t) => {
-            t.state.swap(raw, Ordering::AcqRel);
-        }
-        None => current_or_adopt().set_state(raw),
-    })
-}
-
-/// Sleeps until woken, unless already woken since `set_current_state`;
-/// mirrors `schedule()`.
-///
-/// A freezable kthread in an `Interruptible` sleep enters the refrigerator
-/// when the system freezes, and returns from `schedule` after the thaw, or
-/// at once when it is stopped (as a spurious wake: the caller re-checks its
-/// condition anyway), so a frozen kthread can always be stopped.
-///
-/// ```
-/// // Without a preceding set_current_state the task is Running: returns at once.
-/// kthread::schedule();
-/// ```
-pub fn schedule() {
-    schedule_until(None);
-}
-
-/// Sleeps at most `timeout`, returning the time left (zero if it expired);
-/// mirrors `schedule_timeout()`.
-///
-/// ```
-/// use std::time::Duration;
-/// kthread::set_current_state(kthread::TaskState::Interruptible);
-/// let left = kthread::schedule_timeout(Duration::from_millis(5));
-/// assert_eq!(left, Duration::ZERO);
-/// ```
-pub fn schedule_timeout(timeout: Duration) -> Duration {
-    let deadline = Deadline::after(timeout);
-    if schedule_until(Some(deadline)) {
-        Duration::ZERO
-    } else {
-        deadline.remaining()
-    }
-}
-
-/// Returns `true` if the deadline expired.
-pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
-    let t = current_or_adopt();
-    let s = t.0.state.load(Ordering::Acquire) & STATE_MASK;
-    let freezable = s == INTERRUPTIBLE && t.has(flag::FREEZABLE);
-    if freezable && crate::freezer::freezing() {
-        t.set_state(RUNNING);
-        crate::freezer::refrigerator(&t, true);
-        t.0.flags.fetch_or(flag::FROZE_IN_SLEEP, Ordering::AcqRel);
-        return false;
-    }
-    let timed_out = t.sleep(deadline);
-    if freezable && crate::freezer::freezing() {
-        crate::freezer::refrigerator(&t, true);
-        t.0.flags.fetch_or(flag::FROZE_IN_SLEEP, Ordering::AcqRel);
-    }
-    timed_out
 }

@@ -1,0 +1,240 @@
+//! `Builder`: validates a kthread's configuration and creates it through kthreadd.
+
+use super::handle::Kthread;
+use super::lifecycle::{self, Packet};
+use crate::error::Error;
+use crate::kthreadd::{self, Reply};
+use crate::sys::sched::{CpuSet, MAX_CPUS};
+use crate::sys::topology;
+use crate::task::{flags, Task, TaskInit};
+use std::any::Any;
+
+/// Stack size of a kthread unless [`Builder::stack_size`] says otherwise.
+pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
+/// The largest stack size accepted (1 GiB); beyond it is taken as a mistake.
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Configures a kthread before creating it; mirrors `kthread_create_on_node()`'s arguments.
+///
+/// ```
+/// let k = kthread::Builder::new("flusher/0")
+///     .cpu(0)
+///     .stack_size(256 * 1024)
+///     .data(String::from("sda"))
+///     .run(|| kthread::current().unwrap().data::<String>().unwrap().len())?;
+/// assert_eq!(k.stop()?, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a Builder does nothing until create() or run()"]
+pub struct Builder {
+    name: String,
+    node: Option<usize>,
+    cpu: Option<usize>,
+    stack_size: usize,
+    data: Option<Box<dyn Any + Send + Sync>>,
+    extra_flags: u32,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("node", &self.node)
+            .field("cpu", &self.cpu)
+            .field("stack_size", &self.stack_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A builder for a kthread called `name` (any length; the OS keeps 15 bytes).
+    ///
+    /// ```
+    /// let b = kthread::Builder::new("worker");
+    /// # drop(b);
+    /// ```
+    pub fn new(name: impl Into<String>) -> Builder {
+        Builder {
+            name: name.into(),
+            node: None,
+            cpu: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            data: None,
+            extra_flags: 0,
+        }
+    }
+
+    /// Prefer NUMA node `node` for the stack and later allocations (`tsk_fork_get_node`).
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("numa").node(0).run(|| ())?;
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn node(mut self, node: usize) -> Builder {
+        self.node = Some(node);
+        self
+    }
+
+    /// Bind to `cpu` before the first instruction runs; mirrors `kthread_create_on_cpu()`.
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("on-cpu0").cpu(0).run(|| 0)?;
+    /// assert!(k.task().is_bound());
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cpu(mut self, cpu: usize) -> Builder {
+        self.cpu = Some(cpu);
+        self
+    }
+
+    /// Stack size in bytes (rounded up to the OS minimum; zero is an error).
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("small").stack_size(64 * 1024).run(|| ())?;
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Data the thread reads with [`Task::data`]; mirrors `kthread_data()`.
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("d").data(5u64).create(|| ())?;
+    /// assert_eq!(k.task().data::<u64>(), Some(&5));
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn data<D: Any + Send + Sync>(mut self, data: D) -> Builder {
+        self.data = Some(Box::new(data));
+        self
+    }
+
+    /// Make the kthread freezable from birth (as if it called [`crate::set_freezable`]).
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("fz").freezable(true).create(|| ())?;
+    /// assert!(k.task().is_freezable());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn freezable(mut self, yes: bool) -> Builder {
+        if yes {
+            self.extra_flags |= flags::FREEZABLE;
+        } else {
+            self.extra_flags &= !flags::FREEZABLE;
+        }
+        self
+    }
+
+    pub(crate) fn flags(mut self, f: u32) -> Builder {
+        self.extra_flags |= f;
+        self
+    }
+
+    /// Creates the kthread stopped: it runs nothing of `f` until woken.
+    ///
+    /// Mirrors `kthread_create()`. Fails with a clear [`Error`] on bad input
+    /// (NUL in the name, CPU out of range or not allowed, node not online,
+    /// stack size zero or absurd) or when the OS cannot create a thread; then
+    /// nothing is left behind and `f` has been dropped.
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("stopped").create(|| 1 + 1)?;
+    /// assert!(k.wake_up());
+    /// assert_eq!(k.stop()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create<F, T>(self, f: F) -> Result<Kthread<T>, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.name.contains('\0') {
+            return Err(Error::InvalidName);
+        }
+        if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
+            return Err(Error::InvalidStackSize(self.stack_size));
+        }
+        if let Some(node) = self.node {
+            if !topology::online_nodes().contains(&node) {
+                return Err(Error::InvalidNode(node));
+            }
+        }
+        let mut birth = self.extra_flags;
+        let affinity = match self.cpu {
+            Some(cpu) if cpu >= MAX_CPUS => return Err(Error::InvalidCpu(cpu)),
+            Some(cpu) => {
+                birth |= flags::BOUND;
+                CpuSet::from_cpus(&[cpu]).map_err(Error::InvalidCpu)?
+            }
+            None => CpuSet::all(),
+        };
+        let task = Task::new(TaskInit {
+            name: self.name.into_boxed_str(),
+            flags: birth,
+            node: self.node,
+            cpu: self.cpu,
+            data: self.data,
+        });
+        let packet = Packet::new();
+        let reply = Reply::new();
+        let main = {
+            let (task, packet, reply) = (task.clone(), packet.clone(), reply.clone());
+            Box::new(move || lifecycle::thread_main(task, affinity, f, packet, reply))
+        };
+        let thread = kthreadd::create(main, self.stack_size, reply)?;
+        crate::trace::create(task.name(), task.tid());
+        Ok(Kthread::new(task, packet, thread))
+    }
+
+    /// Creates the kthread and wakes it; mirrors `kthread_run()`.
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("runner").run(|| "done")?;
+    /// assert_eq!(k.stop()?, "done");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run<F, T>(self, f: F) -> Result<Kthread<T>, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let k = self.create(f)?;
+        k.wake_up();
+        Ok(k)
+    }
+}
+
+/// Creates a stopped kthread called `name`; mirrors `kthread_create()`.
+///
+/// ```
+/// let k = kthread::create("lazy", || 3)?;
+/// k.wake_up();
+/// assert_eq!(k.stop()?, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn create<F, T>(name: &str, f: F) -> Result<Kthread<T>, Error>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new(name).create(f)
+}
+
+/// Creates and wakes a kthread called `name`; mirrors `kthread_run()`.
+///
+/// ```
+/// let k = kthread::run("eager", || 4)?;
+/// assert_eq!(k.stop()?, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run<F, T>(name: &str, f: F) -> Result<Kthread<T>, Error>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new(name).run(f)
+}

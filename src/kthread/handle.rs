@@ -1,0 +1,293 @@
+//! `Kthread<T>`: the handle that wakes, binds, stops, parks and detaches a kthread.
+
+use super::is_current;
+use super::lifecycle::{request_stop, Packet};
+use crate::error::{fatal, Error, StopError};
+use crate::sync::Arc;
+use crate::sys::sched::{self, CpuSet};
+use crate::sys::thread::RawThread;
+use crate::sys::topology;
+use crate::task::{flags, Task};
+use std::marker::PhantomData;
+
+/// A handle to a kthread that returns `T`; dropping it stops and joins the thread.
+///
+/// ```
+/// use std::time::Duration;
+/// let k = kthread::run("ticker", || {
+///     let mut ticks = 0u64;
+///     while !kthread::should_stop() {
+///         kthread::set_current_state(kthread::TaskState::Interruptible);
+///         if kthread::should_stop() {
+///             break;
+///         }
+///         kthread::schedule_timeout(Duration::from_millis(1));
+///         ticks += 1;
+///     }
+///     ticks
+/// })?;
+/// let _ticks = k.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Kthread<T> {
+    task: Task,
+    packet: Arc<Packet<T>>,
+    thread: Option<RawThread>,
+    /// The handle is `Send` when `T` is, and `Sync` (it only hands out `&Task`).
+    _not_sync_result: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Kthread<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Kthread").field(&self.task).finish()
+    }
+}
+
+impl<T> Kthread<T> {
+    pub(super) fn new(task: Task, packet: Arc<Packet<T>>, thread: RawThread) -> Kthread<T> {
+        Kthread {
+            task,
+            packet,
+            thread: Some(thread),
+            _not_sync_result: PhantomData,
+        }
+    }
+
+    /// The kthread's task.
+    ///
+    /// ```
+    /// let k = kthread::create("t", || ())?;
+    /// assert_eq!(k.task().name(), "t");
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// Wakes the kthread; the first wake starts its function. Mirrors `wake_up_process()`.
+    ///
+    /// ```
+    /// let k = kthread::create("w", || ())?;
+    /// assert!(k.wake_up());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn wake_up(&self) -> bool {
+        self.task.wake_up()
+    }
+
+    /// Binds the not-yet-woken kthread to `cpu`; mirrors `kthread_bind()`.
+    ///
+    /// Fails with [`Error::AlreadyStarted`] once the kthread was woken, and
+    /// with [`Error::CpuNotAllowed`] / [`Error::InvalidCpu`] for a CPU the
+    /// process cannot use.
+    ///
+    /// ```
+    /// let k = kthread::create("bound", || kthread::current().unwrap().is_bound())?;
+    /// k.bind(0)?;
+    /// k.wake_up();
+    /// assert!(k.stop()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(&self, cpu: usize) -> Result<(), Error> {
+        self.bind_mask(&[cpu])
+    }
+
+    /// Binds the not-yet-woken kthread to a set of CPUs; mirrors `kthread_bind_mask()`.
+    ///
+    /// ```
+    /// let k = kthread::create("mask", || ())?;
+    /// k.bind_mask(&[0])?;
+    /// assert!(k.bind_mask(&[]).is_err());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn bind_mask(&self, cpus: &[usize]) -> Result<(), Error> {
+        self.task.bind_mask(cpus)
+    }
+
+    /// Whether the function has returned (its result waits for [`stop`](Self::stop)).
+    ///
+    /// ```
+    /// let k = kthread::create("f", || ())?;
+    /// assert!(!k.is_finished());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.has_exited()
+    }
+
+    /// Asks the kthread to stop, wakes it, waits for it and returns its
+    /// result; mirrors `kthread_stop()`.
+    ///
+    /// Wakes it out of `schedule()` (`Interruptible` or `Uninterruptible`),
+    /// `parkme()` and `freezable_should_stop()`. A kthread that was never
+    /// woken never runs its function: [`StopError::NotStarted`]. Once woken,
+    /// the function always runs, finding `should_stop()` true if the stop came
+    /// at once. Called from the kthread itself: [`StopError::Current`].
+    ///
+    /// ```
+    /// let k = kthread::run("loop", || {
+    ///     let mut n = 0;
+    ///     while !kthread::should_stop() {
+    ///         kthread::set_current_state(kthread::TaskState::Interruptible);
+    ///         if !kthread::should_stop() {
+    ///             kthread::schedule();
+    ///         }
+    ///         kthread::set_current_state(kthread::TaskState::Running);
+    ///         n += 1;
+    ///     }
+    ///     n
+    /// })?;
+    /// let rounds = k.stop()?; // 0 if the stop came before the first round
+    /// # let _ = rounds;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop(mut self) -> Result<T, StopError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<T, StopError> {
+        let task = self.task.clone();
+        let thread = self.thread.take();
+        if is_current(&task) {
+            request_stop(&task);
+            if let Some(t) = thread {
+                t.detach()
+                    .unwrap_or_else(|e| fatal(&format!("pthread_detach: {e}")));
+            }
+            return Err(StopError::Current);
+        }
+        crate::trace::stop(task.name(), task.tid());
+        request_stop(&task);
+        // Joining is the wait: the thread writes its result, completes
+        // `exited` (no syscall when nobody waits on it) and returns.
+        match thread {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|e| fatal(&format!("pthread_join: {e}"))),
+            None => task.exited().wait(),
+        }
+        let result = self.packet.take();
+        crate::trace::stop_ret(
+            task.name(),
+            task.tid(),
+            match &result {
+                Ok(_) => "ok",
+                Err(StopError::NotStarted) => "-EINTR",
+                Err(_) => "error",
+            },
+        );
+        result
+    }
+
+    /// Lets the kthread run on by itself and returns its task; its result is dropped.
+    ///
+    /// ```
+    /// let k = kthread::run("free", || ())?;
+    /// let task = k.detach();
+    /// assert_eq!(task.name(), "free");
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn detach(mut self) -> Task {
+        if let Some(t) = self.thread.take() {
+            t.detach()
+                .unwrap_or_else(|e| fatal(&format!("pthread_detach: {e}")));
+        }
+        self.task.clone()
+    }
+
+    /// Parks the kthread and returns once it sits in [`parkme`]; mirrors `kthread_park()`.
+    ///
+    /// A kthread never woken may be parked: that counts as its first wake,
+    /// and it parks before its function runs. Errors: [`Error::AlreadyParked`]
+    /// if it is parked or being parked, [`Error::Exited`] if it has returned.
+    /// The thread must call [`should_park`]/[`parkme`] in its loop (as in the kernel).
+    ///
+    /// ```
+    /// let k = kthread::run("parkable", || {
+    ///     while !kthread::should_stop() {
+    ///         if kthread::should_park() {
+    ///             kthread::parkme();
+    ///             continue;
+    ///         }
+    ///         kthread::set_current_state(kthread::TaskState::Interruptible);
+    ///         if !kthread::should_stop() && !kthread::should_park() {
+    ///             kthread::schedule();
+    ///         }
+    ///         kthread::set_current_state(kthread::TaskState::Running);
+    ///     }
+    /// })?;
+    /// k.park()?;
+    /// assert_eq!(k.task().state(), kthread::TaskState::Parked);
+    /// k.unpark();
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn park(&self) -> Result<(), Error> {
+        self.task.park()
+    }
+
+    /// Releases a parked kthread; mirrors `kthread_unpark()`. A no-op if not parked.
+    ///
+    /// ```
+    /// let k = kthread::create("u", || ())?;
+    /// k.unpark(); // not parked: nothing happens
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn unpark(&self) {
+        self.task.unpark()
+    }
+}
+
+impl<T> Drop for Kthread<T> {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop_inner();
+        }
+    }
+}
+
+impl Task {
+    /// Binds the not-yet-woken task to a set of CPUs; mirrors `kthread_bind_mask()`.
+    ///
+    /// What [`Kthread::bind_mask`] does, for a caller that holds only the
+    /// task (the C ABI's `struct task_struct *`). Errors:
+    /// [`Error::EmptyCpuMask`], [`Error::InvalidCpu`] for a CPU number the
+    /// OS cannot represent, [`Error::CpuNotAllowed`] naming the first CPU
+    /// of the mask the process may not use (offline or outside its cpuset),
+    /// [`Error::AlreadyStarted`] once the task was woken.
+    ///
+    /// ```
+    /// let k = kthread::create("b", || ())?;
+    /// k.task().bind_mask(&[0])?;
+    /// assert!(k.task().is_bound());
+    /// assert!(matches!(k.task().bind_mask(&[]), Err(kthread::Error::EmptyCpuMask)));
+    /// k.wake_up();
+    /// assert!(matches!(k.task().bind_mask(&[0]), Err(kthread::Error::AlreadyStarted)));
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn bind_mask(&self, cpus: &[usize]) -> Result<(), Error> {
+        if cpus.is_empty() {
+            return Err(Error::EmptyCpuMask);
+        }
+        let set = CpuSet::from_cpus(cpus).map_err(Error::InvalidCpu)?;
+        // Every CPU of the mask must be usable: name the first that is not,
+        // rather than let the OS bind silently to the usable subset.
+        let allowed = topology::allowed_cpus();
+        let not_allowed = || cpus.iter().copied().find(|&c| !allowed.contains(c));
+        if let Some(cpu) = not_allowed() {
+            return Err(Error::CpuNotAllowed(cpu));
+        }
+        let mut bound = self.bind_lock();
+        if self.has(flags::WOKEN | flags::EXITED) {
+            return Err(Error::AlreadyStarted);
+        }
+        sched::set_affinity(self.tid(), &set).map_err(|e| match e.raw_os_error() {
+            // The cpuset shrank since we looked: name the CPU it lost.
+            Some(libc::EINVAL) => Error::CpuNotAllowed(not_allowed().unwrap_or(cpus[0])),
+            _ => Error::Os(e),
+        })?;
+        *bound = Some(set);
+        self.flags().mark_bound();
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! A kthread's life: its main (the kernel's `kthread()`), its exit, the
+//! packet its result waits in, and the stop request.
+
+use super::park::{parkme_task, unpark_task};
+use crate::error::{Error, StopError};
+use crate::kthreadd::{self, Reply};
+use crate::sync::{lock, Arc, Mutex};
+use crate::sys::sched::CpuSet;
+use crate::task::{self, flags, freeze, list, Task};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Where the thread function's outcome waits for `stop`.
+///
+/// Written once by the thread before it exits and taken once by `stop`
+/// after the join; the lock only makes that hand-off safe to express (the
+/// join already orders it), so it is never contended.
+pub(crate) struct Packet<T>(Mutex<Option<Result<T, StopError>>>);
+
+impl<T> Packet<T> {
+    pub(crate) fn new() -> Arc<Packet<T>> {
+        Arc::new(Packet(Mutex::new(None)))
+    }
+
+    /// The outcome; `NotStarted` if the thread left none (it never ran `f`).
+    pub(crate) fn take(&self) -> Result<T, StopError> {
+        lock(&self.0).take().unwrap_or(Err(StopError::NotStarted))
+    }
+
+    fn set(&self, result: Result<T, StopError>) {
+        *lock(&self.0) = Some(result);
+    }
+}
+
+/// The body of every kthread (the kernel's `kthread()`).
+pub(crate) fn thread_main<F, T>(
+    task: Task,
+    affinity: CpuSet,
+    f: F,
+    packet: Arc<Packet<T>>,
+    reply: Arc<Reply>,
+) where
+    F: FnOnce() -> T,
+{
+    task::set_current(&task);
+    if let Err(e) = kthreadd::clean_env(&task, &affinity, task.name()) {
+        // Creation failed: the creator joins us; `f` is dropped here, once.
+        task::clear_current();
+        reply.thread_answer(Err(e));
+        return;
+    }
+    list::add(&task);
+    // Tell the creator we exist, then sleep until the first wake (or a stop).
+    task.set_state(task::UNINTERRUPTIBLE);
+    reply.thread_answer(Ok::<(), Error>(()));
+    drop(reply);
+    task.sleep(None);
+    // A `bind` racing with the first wake holds this lock until the
+    // affinity is applied, so `f` never runs on the wrong CPU.
+    drop(task.bind_lock());
+
+    let result = if task.has(flags::WOKEN) {
+        if task.has(flags::SHOULD_PARK) {
+            parkme_task(&task);
+        }
+        if task.is_freezable() && freeze::freezing() {
+            // Woken while frozen: wait for the thaw, or a stop (the
+            // function must then still run, with should_stop() true).
+            freeze::refrigerator(&task, true);
+        }
+        catch_unwind(AssertUnwindSafe(f)).map_err(StopError::Panicked)
+    } else {
+        drop(f);
+        Err(StopError::NotStarted)
+    };
+    packet.set(result);
+    exit(&task);
+}
+
+/// The end of a kthread: the order matters (design.md, "exit").
+pub(crate) fn exit(task: &Task) {
+    task.set_state(task::DEAD);
+    list::remove(task);
+    // One RMW sets EXITED and clears a pending park: a parker still waiting
+    // for an acknowledgement is released here and sees `Exited`.
+    let prev = task.flags().mark_exited();
+    if flags::releases_parker(prev) {
+        task.parked().complete();
+    }
+    freeze::task_changed();
+    task.exited().complete_all();
+    task::clear_current();
+}
+
+/// Sets should-stop and wakes the task out of every sleep a stop ends.
+pub(crate) fn request_stop(task: &Task) {
+    task.flags().request_stop();
+    unpark_task(task);
+    task.wake_state(task::WAKE_NORMAL | task::WAKE_FROZEN);
+}

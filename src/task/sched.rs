@@ -1,0 +1,93 @@
+//! `set_current_state`, `schedule`, `schedule_timeout`: the owner's side of
+//! the state word (the waker's is `Task::wake_up` / `wake_state`).
+
+use super::freeze;
+use super::{current_or_adopt, with_current, TaskState, INTERRUPTIBLE, RUNNING};
+use crate::sys::time::Deadline;
+use std::time::Duration;
+
+/// Publishes the calling thread's state before it checks its wake-up
+/// condition; mirrors `set_current_state()`.
+///
+/// Then call [`schedule`], which sleeps only while the state is still not
+/// `Running`: a [`Task::wake_up`](crate::Task::wake_up) between the two
+/// makes `schedule` return at once. On a thread that is not a kthread this
+/// gives the thread a task of its own, so the same pattern works anywhere.
+///
+/// ```
+/// use kthread::{set_current_state, schedule, TaskState};
+/// let k = kthread::run("sleeper", || {
+///     while !kthread::should_stop() {
+///         set_current_state(TaskState::Interruptible);
+///         if kthread::should_stop() {
+///             break;
+///         }
+///         schedule();
+///     }
+///     kthread::set_current_state(TaskState::Running);
+/// })?;
+/// k.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn set_current_state(state: TaskState) {
+    let raw = state.raw();
+    with_current(|t| match t {
+        Some(t) => t.set_state(raw),
+        None => current_or_adopt().set_state(raw),
+    })
+}
+
+/// Sleeps until woken, unless already woken since `set_current_state`;
+/// mirrors `schedule()`.
+///
+/// A freezable kthread in an `Interruptible` sleep enters the refrigerator
+/// when the system freezes, and returns from `schedule` after the thaw, or
+/// at once when it is stopped (as a spurious wake: the caller re-checks its
+/// condition anyway), so a frozen kthread can always be stopped.
+///
+/// ```
+/// // Without a preceding set_current_state the task is Running: returns at once.
+/// kthread::schedule();
+/// ```
+pub fn schedule() {
+    schedule_until(None);
+}
+
+/// Sleeps at most `timeout`, returning the time left (zero if it expired);
+/// mirrors `schedule_timeout()`.
+///
+/// ```
+/// use std::time::Duration;
+/// kthread::set_current_state(kthread::TaskState::Interruptible);
+/// let left = kthread::schedule_timeout(Duration::from_millis(5));
+/// assert_eq!(left, Duration::ZERO);
+/// ```
+pub fn schedule_timeout(timeout: Duration) -> Duration {
+    let deadline = Deadline::after(timeout);
+    if schedule_until(Some(deadline)) {
+        Duration::ZERO
+    } else {
+        deadline.remaining()
+    }
+}
+
+/// `schedule` with an optional deadline; returns `true` if it expired.
+///
+/// An interruptible sleep of a freezable task is a freeze point, before
+/// sleeping and after waking (the kernel's `TASK_FREEZABLE` sleep).
+pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
+    let t = current_or_adopt();
+    let freezable = t.raw_state() == INTERRUPTIBLE && t.is_freezable();
+    if freezable && freeze::freezing() {
+        t.set_state(RUNNING);
+        freeze::refrigerator(&t, true);
+        t.flags().note_froze_in_sleep();
+        return false;
+    }
+    let timed_out = t.sleep(deadline);
+    if freezable && freeze::freezing() {
+        freeze::refrigerator(&t, true);
+        t.flags().note_froze_in_sleep();
+    }
+    timed_out
+}

@@ -1,0 +1,374 @@
+//! The safe work items, `Work` and `DelayedWork`: one generic item type over
+//! the raw `RawWork` / `RawDelayedWork`, shared by both.
+
+use super::raw::{self, Claim, Hook, Locked, RawDelayedWork, RawWork, RawWorker, WorkFn};
+use crate::error::{panic_message, Error};
+use crate::sync::{lock, yield_now, DynArc, Mutex};
+use crate::task;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Keeps a work item's current owner alive, for `flush` and `cancel_sync`.
+///
+/// Invariant: `arc` holds the worker named in the item's state word. The
+/// owner changes only inside a claim, and the raw layer calls back right
+/// after such a claim, before the item is pushed (so before it can move
+/// again); `arc` is re-pointed there. A queue to the same owner (the common
+/// case) takes no lock.
+struct Keep {
+    arc: Mutex<Option<DynArc<RawWorker>>>,
+}
+
+impl Keep {
+    fn new() -> Keep {
+        Keep {
+            arc: Mutex::new(None),
+        }
+    }
+
+    /// Runs a raw claim by `core`. First without allowing a move (the
+    /// common case: first queue, or the same owner again; no lock); if the
+    /// item sits idle on another worker, again with `arc` locked, so the old
+    /// owner the claim locks stays alive through the move, and with `arc`
+    /// re-pointed to `core` from inside the claim. The old owner's `Arc` is
+    /// dropped only after the raw call has released that owner's lock.
+    fn claim<R>(
+        &self,
+        core: &DynArc<RawWorker>,
+        op: impl Fn(&mut Hook<'_>) -> Result<R, Claim>,
+    ) -> Result<R, Claim> {
+        let first = op(&mut Hook {
+            moved: &mut || *lock(&self.arc) = Some(core.clone()),
+            may_move: false,
+        });
+        if !matches!(first, Err(Claim::WouldMove)) {
+            return first;
+        }
+        let mut arc = lock(&self.arc);
+        let mut old = None;
+        let r = op(&mut Hook {
+            moved: &mut || old = arc.replace(core.clone()),
+            may_move: true,
+        });
+        drop(arc);
+        drop(old);
+        r
+    }
+
+    /// Runs `op` with the item's owner locked (the guard passes the lock)
+    /// and alive; `None` if the item was never queued.
+    fn with_owner<R>(&self, raw: &RawWork, op: impl Fn(Locked<'_>) -> R) -> Option<R> {
+        loop {
+            let owner = lock(&self.arc).clone()?;
+            if let Some(l) = owner.lock_if_owner(raw) {
+                return Some(op(l));
+            }
+            // A claimer moved the item and is re-pointing `arc` right now.
+            yield_now();
+        }
+    }
+}
+
+/// The raw item under a safe one: `RawWork` or `RawDelayedWork`.
+pub(super) trait RawItem: Send + Sync + 'static {
+    /// A raw item running `func`, released by `release`.
+    fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> Self;
+    /// The work every raw call takes (at offset 0 of the item, `repr(C)`).
+    fn work(&self) -> &RawWork;
+}
+
+impl RawItem for RawWork {
+    fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> Self {
+        RawWork::with_release(func, release)
+    }
+    fn work(&self) -> &RawWork {
+        self
+    }
+}
+
+impl RawItem for RawDelayedWork {
+    fn with_release(func: Option<WorkFn>, release: Option<WorkFn>) -> Self {
+        RawDelayedWork::with_release(func, release)
+    }
+    fn work(&self) -> &RawWork {
+        &self.work
+    }
+}
+
+/// A safe work item: the raw item first (so the raw layer's `*mut RawWork`
+/// is the item's address), its owner keep-alive, then the closure.
+#[repr(C)]
+pub(super) struct Item<R, F: ?Sized> {
+    raw: R,
+    keep: Keep,
+    f: F,
+}
+
+/// The shared handle of both item kinds: `Arc<Item<R, dyn Fn>>`.
+pub(super) type ItemRef<R> = DynArc<Item<R, dyn Fn() + Send + Sync>>;
+
+/// Calls a work's closure, catching and reporting a panic (the worker goes on).
+fn run_caught(raw: &RawWork, f: &dyn Fn()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        // SAFETY: the owner runs this item right now, so it exists.
+        if let Some(o) = unsafe { raw.owner().as_ref() } {
+            o.note_panic();
+        }
+        let me = task::current_or_adopt();
+        let msg = panic_message(&*p).unwrap_or("<non-string payload>");
+        crate::trace::work_panic(me.name(), me.tid(), raw as *const RawWork as usize, msg);
+    }
+}
+
+unsafe extern "C" fn trampoline<R: RawItem, F: Fn() + Send + Sync>(w: *mut RawWork) {
+    // SAFETY: only `Item<R, F>`s are created with this function, their raw
+    // work is at offset 0 (repr(C), twice for a delayed item), and the
+    // queue's reference keeps the item alive while it runs.
+    let item = unsafe { &*(w as *const Item<R, F>) };
+    run_caught(item.raw.work(), &item.f);
+}
+
+unsafe extern "C" fn release<R: RawItem, F: Fn() + Send + Sync>(w: *mut RawWork) {
+    // SAFETY: the queue's reference was leaked from an `Arc<Item<R, F>>`
+    // (unsized to `dyn Fn`: the same allocation and layout) when it was queued.
+    unsafe { DynArc::decrement_strong_count(w as *const Item<R, F>) }
+}
+
+impl<R: RawItem> Item<R, ()> {
+    /// A new item running `f`.
+    pub(super) fn new<F: Fn() + Send + Sync + 'static>(f: F) -> ItemRef<R> {
+        DynArc::new(Item {
+            raw: R::with_release(Some(trampoline::<R, F>), Some(release::<R, F>)),
+            keep: Keep::new(),
+            f,
+        })
+    }
+}
+
+impl<R: RawItem> Item<R, dyn Fn() + Send + Sync> {
+    pub(super) fn is_pending(&self) -> bool {
+        self.raw.work().is_pending()
+    }
+
+    /// Runs a raw queue operation of `core` on `item`, with the queue's
+    /// reference taken: kept if `queued(&result)` says the item was claimed.
+    pub(super) fn claim<T>(
+        item: &ItemRef<R>,
+        core: &DynArc<RawWorker>,
+        op: impl Fn(&R, &mut Hook<'_>) -> Result<T, Claim>,
+        queued: impl FnOnce(&Result<T, Claim>) -> bool,
+    ) -> Result<T, Claim> {
+        let extra = item.clone();
+        let r = item.keep.claim(core, |hook| op(&item.raw, hook));
+        if queued(&r) {
+            // The queue's reference: `release` drops it after the run or a
+            // successful cancel.
+            std::mem::forget(extra);
+        }
+        r
+    }
+
+    /// `flush` on the item's owner; `Ok(false)` if never queued.
+    pub(super) fn try_flush(&self) -> Result<bool, Error> {
+        let w = self.raw.work();
+        self.keep
+            .with_owner(w, |l| raw::flush_locked(l, w))
+            .unwrap_or(Ok(false))
+    }
+
+    /// `cancel_sync` on the item's owner; `false` if never queued.
+    pub(super) fn cancel_sync(&self) -> bool {
+        let w = self.raw.work();
+        self.keep
+            .with_owner(w, |l| raw::cancel_locked(l, w))
+            .unwrap_or(false)
+    }
+
+    pub(super) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("pending", &self.is_pending())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A work item: a function run on a worker; mirrors `struct kthread_work`.
+///
+/// Cheap to clone (one reference count); all clones are the same item.
+/// Dropping every handle while it is queued is safe: the worker keeps it
+/// alive until it has run or been cancelled.
+///
+/// ```
+/// let w = kthread::Worker::new("w")?;
+/// let job = kthread::Work::new(|| ());
+/// let same = job.clone();
+/// assert!(w.queue(&job));
+/// assert!(!w.queue(&same) || !same.is_pending()); // pending at most once
+/// # Ok::<(), kthread::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Work(pub(super) ItemRef<RawWork>);
+
+impl fmt::Debug for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("Work", f)
+    }
+}
+
+impl Work {
+    /// A work item running `f`; mirrors `kthread_init_work()`.
+    ///
+    /// ```
+    /// let job = kthread::Work::new(|| println!("hello"));
+    /// assert!(!job.is_pending());
+    /// ```
+    pub fn new<F: Fn() + Send + Sync + 'static>(f: F) -> Work {
+        Work(Item::new(f))
+    }
+
+    /// Whether it is queued and has not started yet.
+    ///
+    /// ```
+    /// assert!(!kthread::Work::new(|| ()).is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        self.0.is_pending()
+    }
+
+    /// Waits for the instance queued or running now; mirrors `kthread_flush_work()`.
+    ///
+    /// Returns `false` at once if idle, `true` after waiting. Later
+    /// re-queues are not waited for.
+    ///
+    /// # Panics
+    /// From its own worker's thread while it is pending or running (it
+    /// would wait for itself); [`try_flush`](Work::try_flush) returns the error instead.
+    ///
+    /// ```
+    /// let w = kthread::Worker::new("w")?;
+    /// let job = kthread::Work::new(|| ());
+    /// assert!(!job.flush());
+    /// w.queue(&job);
+    /// job.flush();
+    /// assert!(!job.is_pending());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn flush(&self) -> bool {
+        match self.try_flush() {
+            Ok(waited) => waited,
+            Err(e) => panic!("Work::flush: {e}: called from its own worker"),
+        }
+    }
+
+    /// As [`flush`](Work::flush), returning [`Error::WouldDeadlock`] instead of panicking.
+    ///
+    /// ```
+    /// let job = kthread::Work::new(|| ());
+    /// assert_eq!(job.try_flush()?, false);
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn try_flush(&self) -> Result<bool, Error> {
+        self.0.try_flush()
+    }
+
+    /// Cancels a pending instance and waits for a running one; mirrors
+    /// `kthread_cancel_work_sync()`. Returns whether it was pending.
+    ///
+    /// ```
+    /// let w = kthread::Worker::new("w")?;
+    /// let job = kthread::Work::new(|| ());
+    /// assert!(!job.cancel_sync());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn cancel_sync(&self) -> bool {
+        self.0.cancel_sync()
+    }
+}
+
+/// A work item that runs after a delay; mirrors `struct kthread_delayed_work`.
+///
+/// Timers are kept by the worker itself (no timer thread).
+///
+/// ```
+/// use std::time::Duration;
+/// let w = kthread::Worker::new("w")?;
+/// let sync = kthread::DelayedWork::new(|| println!("sync"));
+/// w.queue_delayed(&sync, Duration::from_secs(1));
+/// assert!(sync.cancel_sync()); // armed: cancelled before it ran
+/// # Ok::<(), kthread::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DelayedWork(pub(super) ItemRef<RawDelayedWork>);
+
+impl fmt::Debug for DelayedWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("DelayedWork", f)
+    }
+}
+
+impl DelayedWork {
+    /// A delayed work item running `f`; mirrors `kthread_init_delayed_work()`.
+    ///
+    /// ```
+    /// let tick = kthread::DelayedWork::new(|| ());
+    /// assert!(!tick.is_pending());
+    /// ```
+    pub fn new<F: Fn() + Send + Sync + 'static>(f: F) -> DelayedWork {
+        DelayedWork(Item::new(f))
+    }
+
+    /// Whether it is armed or queued and has not started yet.
+    ///
+    /// ```
+    /// assert!(!kthread::DelayedWork::new(|| ()).is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        self.0.is_pending()
+    }
+
+    /// Runs an armed instance now and waits for it (or for a queued or
+    /// running one); mirrors `kthread_flush_work()` on a delayed work, with
+    /// `flush_delayed_work()`'s "fire the timer now". Returns whether it waited.
+    ///
+    /// # Panics
+    /// From its own worker's thread while pending or running (see [`Work::flush`]);
+    /// [`try_flush`](DelayedWork::try_flush) returns the error instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let w = kthread::Worker::new("w")?;
+    /// let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// let d = kthread::DelayedWork::new(move || r.store(true, std::sync::atomic::Ordering::SeqCst));
+    /// w.queue_delayed(&d, Duration::from_secs(3600));
+    /// assert!(d.flush());
+    /// assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn flush(&self) -> bool {
+        match self.try_flush() {
+            Ok(waited) => waited,
+            Err(e) => panic!("DelayedWork::flush: {e}: called from its own worker"),
+        }
+    }
+
+    /// As [`flush`](DelayedWork::flush), returning [`Error::WouldDeadlock`] instead of panicking.
+    ///
+    /// ```
+    /// let tick = kthread::DelayedWork::new(|| ());
+    /// assert_eq!(tick.try_flush()?, false);
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn try_flush(&self) -> Result<bool, Error> {
+        self.0.try_flush()
+    }
+
+    /// Disarms or dequeues it and waits for a running instance; mirrors
+    /// `kthread_cancel_delayed_work_sync()`. Returns whether it was pending.
+    ///
+    /// ```
+    /// assert!(!kthread::DelayedWork::new(|| ()).cancel_sync());
+    /// ```
+    pub fn cancel_sync(&self) -> bool {
+        self.0.cancel_sync()
+    }
+}
