@@ -206,7 +206,7 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             .filter(|t| !quiescent(t))
             .collect();
         if pending.is_empty() {
-            crate::trace::freezer("freeze_done", 0);
+            crate::trace::global!(DEBUG, "freeze_done", tasks = 0);
             return Ok(FreezeGuard { armed: true });
         }
         if deadline.passed() {
@@ -241,7 +241,7 @@ pub fn thaw() -> Result<(), FreezeError> {
         return Err(FreezeError::NotFrozen);
     }
     let tasks = list::tasks_with(flags::FREEZABLE);
-    crate::trace::freezer("thaw", tasks.len());
+    crate::trace::global!(DEBUG, "thaw", tasks = tasks.len());
     for t in &tasks {
         // An RMW on every freezable task's state word, frozen or not: a task
         // entering the refrigerator right now then sees `freezing` false.

@@ -32,9 +32,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers, lowest first: `sys` (every OS call), [`task`] and
-//! [`completion`], [`kthreadd`] and the [`Kthread`] handle, then
-//! [`freezer`], [`percpu`], [`worker`], and the registry ([`list`], [`ps`]).
+//! Layers, lowest first, each using only those below it (CI checks it with
+//! `scripts/layers.py`): `sys` (every OS call), `sync`, the errors and the
+//! trace events; [`completion`]; [`task`] (the state and flags words,
+//! `schedule`, the current task, the freezer's mechanism, the task list);
+//! [`kthreadd`]; the [`Kthread`] handle and [`Builder`]; then [`freezer`]
+//! (policy), [`percpu`] and [`worker`]; and at the top the registry
+//! ([`list`], [`ps`]).
 
 #![cfg(target_os = "linux")]
 

@@ -9,9 +9,9 @@
 
 use crate::error::{Error, StopError};
 use crate::kthread::{Builder, Kthread};
+use crate::sync::Arc;
 use crate::sys::topology;
 use crate::task::{flags, Task};
-use std::sync::Arc;
 
 /// One kthread per allowed CPU, each bound to its CPU.
 ///

@@ -31,6 +31,10 @@ pub(crate) use loom::sync::atomic::{
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
+/// Atomics of process-wide `static`s that no model touches (the test-only
+/// fault-injection switches), `std`'s for the same reason as [`StaticMutex`].
+#[cfg(feature = "fault-injection")]
+pub(crate) use std::sync::atomic::{AtomicI32 as StaticAtomicI32, AtomicU32 as StaticAtomicU32};
 pub(crate) use std::sync::Arc as DynArc;
 pub(crate) use std::sync::Mutex as StaticMutex;
 pub(crate) use std::sync::OnceLock;

@@ -1131,6 +1131,42 @@ fn work_flush_from_own_item_is_refused() -> Res {
     Ok(())
 }
 
+#[test]
+fn delayed_try_flush_from_own_worker_is_refused_not_panicked() -> Res {
+    let _wd = watchdog("delayed_try_flush_from_own_worker", WATCHDOG);
+    let w = Worker::new("wq-sd")?;
+    let armed = DelayedWork::new(|| ());
+    let idle = DelayedWork::new(|| ());
+    let result = Arc::new(Mutex::new(Vec::new()));
+    let x = {
+        let (armed, idle, r) = (armed.clone(), idle.clone(), result.clone());
+        Work::new(move || {
+            let a = armed.try_flush();
+            let i = idle.try_flush();
+            let mut r = lock(&r);
+            r.push((
+                matches!(a, Err(Error::WouldDeadlock)),
+                format!("armed: {a:?}"),
+            ));
+            r.push((matches!(i, Ok(false)), format!("never queued: {i:?}")));
+        })
+    };
+    assert!(w.queue_delayed(&armed, Duration::from_secs(3600)));
+    assert!(w.queue(&x));
+    x.flush();
+    let got = lock(&result).clone();
+    assert_eq!(got.len(), 2, "item ran once");
+    for (ok, dbg) in got {
+        assert!(
+            ok,
+            "DelayedWork::try_flush from the worker's own item: {dbg}"
+        );
+    }
+    assert!(armed.is_pending(), "a refused flush leaves the timer armed");
+    assert!(armed.cancel_sync());
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Destroy, lifetime
 

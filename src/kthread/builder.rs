@@ -186,7 +186,7 @@ impl Builder {
             Box::new(move || lifecycle::thread_main(task, affinity, f, packet, reply))
         };
         let thread = kthreadd::create(main, self.stack_size, reply)?;
-        crate::trace::create(task.name(), task.tid());
+        crate::trace::event!(DEBUG, "kthread_create", task.name(), task.tid());
         Ok(Kthread::new(task, packet, thread))
     }
 

@@ -156,7 +156,7 @@ impl<T> Kthread<T> {
             }
             return Err(StopError::Current);
         }
-        crate::trace::stop(task.name(), task.tid());
+        crate::trace::event!(DEBUG, "sched_kthread_stop", task.name(), task.tid());
         request_stop(&task);
         // Joining is the wait: the thread writes its result, completes
         // `exited` (no syscall when nobody waits on it) and returns.
@@ -167,14 +167,16 @@ impl<T> Kthread<T> {
             None => task.exited().wait(),
         }
         let result = self.packet.take();
-        crate::trace::stop_ret(
+        crate::trace::event!(
+            DEBUG,
+            "sched_kthread_stop_ret",
             task.name(),
             task.tid(),
-            match &result {
+            ret = match &result {
                 Ok(_) => "ok",
                 Err(StopError::NotStarted) => "-EINTR",
                 Err(_) => "error",
-            },
+            }
         );
         result
     }

@@ -35,7 +35,7 @@ impl Task {
                 Error::AlreadyParked
             });
         }
-        crate::trace::park(self.name(), self.tid());
+        crate::trace::event!(DEBUG, "kthread_park", self.name(), self.tid());
         if own {
             return Ok(());
         }
@@ -79,7 +79,7 @@ pub(super) fn unpark_task(task: &Task) {
             }
         }
     }
-    crate::trace::unpark(task.name(), task.tid());
+    crate::trace::event!(DEBUG, "kthread_unpark", task.name(), task.tid());
     task.wake_state(task::WAKE_PARKED);
 }
 

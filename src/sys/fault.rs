@@ -13,8 +13,8 @@
 //! assert!(kthread::create("fine", || ()).is_ok());
 //! ```
 
+use crate::sync::{Ordering, StaticAtomicI32 as AtomicI32, StaticAtomicU32 as AtomicU32};
 use std::io;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// A place where a failure can be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

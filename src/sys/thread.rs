@@ -14,7 +14,8 @@ pub(crate) struct RawThread(libc::pthread_t);
 
 // SAFETY: a pthread_t is an opaque id that any thread may join or detach.
 unsafe impl Send for RawThread {}
-// SAFETY: as above; the id is only read.
+// SAFETY: shared references only read the opaque id; joining or
+// detaching takes the `RawThread` by value.
 unsafe impl Sync for RawThread {}
 
 type Main = Box<dyn FnOnce() + Send>;

@@ -77,7 +77,7 @@ pub(crate) fn refrigerator(t: &Task, check_stop: bool) -> bool {
     // State first: once the freezer sees the flag, `state()` already says Frozen.
     t.set_state(FROZEN);
     t.flags().enter_frozen();
-    crate::trace::freeze(t.name(), t.tid());
+    crate::trace::event!(DEBUG, "freezer_frozen", t.name(), t.tid());
     task_changed();
     loop {
         if !freezing() || (check_stop && t.has(flags::SHOULD_STOP)) {
@@ -88,7 +88,7 @@ pub(crate) fn refrigerator(t: &Task, check_stop: bool) -> bool {
     }
     t.flags().leave_frozen();
     t.set_state(RUNNING);
-    crate::trace::thaw(t.name(), t.tid());
+    crate::trace::event!(DEBUG, "freezer_thawed", t.name(), t.tid());
     true
 }
 

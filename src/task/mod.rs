@@ -355,7 +355,13 @@ impl Task {
     /// Records something about the thread's environment the library could
     /// not do (registry `env_notes`, and a `tracing` warning).
     pub(crate) fn note(&self, note: String) {
-        crate::trace::env_note(self.name(), self.tid(), &note);
+        crate::trace::event!(
+            WARN,
+            "kthread_env_unclean",
+            self.name(),
+            self.tid(),
+            note = &note
+        );
         lock(&self.0.env_notes).push(note);
     }
 
@@ -470,7 +476,7 @@ impl Task {
     /// ```
     pub fn wake_up(&self) -> bool {
         let woke = self.0.wake_up();
-        crate::trace::wake(self.name(), self.tid(), woke);
+        crate::trace::event!(TRACE, "sched_wakeup", self.name(), self.tid(), woke = woke);
         woke
     }
 

@@ -116,7 +116,14 @@ fn run_caught(raw: &RawWork, f: &dyn Fn()) {
         }
         let me = task::current_or_adopt();
         let msg = panic_message(&*p).unwrap_or("<non-string payload>");
-        crate::trace::work_panic(me.name(), me.tid(), raw as *const RawWork as usize, msg);
+        crate::trace::event!(
+            ERROR,
+            "kthread_work_panicked",
+            me.name(),
+            me.tid(),
+            work = raw as *const RawWork as usize,
+            msg = msg
+        );
     }
 }
 

@@ -148,9 +148,11 @@ pub(crate) unsafe fn queue_hooked(
     unsafe { work.claim(worker, hook) }?;
     // SAFETY: our claim just succeeded, and the queue contract keeps `work` valid.
     worker.push(unsafe { Claimed::new(work) });
-    crate::trace::work_queue(
-        worker as *const RawWorker as usize,
-        work as *const RawWork as usize,
+    crate::trace::global!(
+        TRACE,
+        "sched_kthread_work_queue_work",
+        worker = worker as *const RawWorker as usize,
+        work = work as *const RawWork as usize
     );
     Ok(())
 }

@@ -169,11 +169,14 @@ impl<'a> Locked<'a> {
 
     /// Attaches the calling thread's task; `false` if another thread serves the worker.
     pub(super) fn attach(&self, task: &Task) -> bool {
+        // Only the lock holder writes `task`, so a load and a store suffice;
+        // Release pairs with the wakers' Acquire loads (under this lock).
+        if !self.w.task.load(Ordering::Acquire).is_null() {
+            return false;
+        }
         let p = task.inner() as *const _ as *mut _;
-        self.w
-            .task
-            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.w.task.store(p, Ordering::Release);
+        true
     }
 
     /// Detaches the thread (under the lock, so wakers stop using the pointer).
@@ -355,7 +358,7 @@ impl<'a> Locked<'a> {
             None => self.w.head.set(self, next),
             Some(p) => p.next.set(self, next),
         }
-        // SAFETY: as above.
+        // SAFETY: `w`'s successor, when not null, is a live node on the list.
         match unsafe { next.as_ref() } {
             None => self.w.tail.set(self, prev),
             Some(n) => n.prev.set(self, prev),
@@ -416,7 +419,7 @@ impl<'a> Locked<'a> {
             None => self.w.timers.set(self, next),
             Some(p) => p.next.set(self, next),
         }
-        // SAFETY: as above.
+        // SAFETY: `w`'s timer-list successor, when not null, is a live armed work.
         if let Some(n) = unsafe { next.as_ref() } {
             n.prev.set(self, prev);
         }

@@ -108,13 +108,25 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
             let (func, rel) = (w.func, w.release);
             let wp = w.as_mut_ptr();
             drop(l);
-            crate::trace::work_start(me.name(), me.tid(), wp as usize);
+            crate::trace::event!(
+                TRACE,
+                "sched_kthread_work_execute_start",
+                me.name(),
+                me.tid(),
+                work = wp as usize
+            );
             if let Some(f) = func {
                 // SAFETY: the queue contract keeps `wp` valid until its
                 // function has been called; Rust works catch their panics.
                 unsafe { f(wp) };
             }
-            crate::trace::work_end(me.name(), me.tid(), wp as usize);
+            crate::trace::event!(
+                TRACE,
+                "sched_kthread_work_execute_end",
+                me.name(),
+                me.tid(),
+                work = wp as usize
+            );
             if counts {
                 // Only this thread writes the counter: no RMW needed.
                 worker.executed.store(
