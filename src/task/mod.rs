@@ -287,6 +287,7 @@ impl Task {
     /// `ptr` must come from [`Task::as_ptr`], and the task must be alive:
     /// something (a handle, a `Task`, the running thread for its own task)
     /// must hold a reference to it for the whole call.
+    #[inline]
     pub unsafe fn from_ptr(ptr: *const c_void) -> Task {
         let p = ptr.cast::<TaskInner>();
         // SAFETY: by the contract `p` is `Arc::as_ptr` of a live task, so its
@@ -299,6 +300,7 @@ impl Task {
     }
 
     /// The shared state, for the raw layers that keep a task by address.
+    #[inline]
     pub(crate) fn inner(&self) -> &TaskInner {
         &self.0
     }
@@ -310,6 +312,7 @@ impl Task {
     /// assert_eq!(k.task().name(), "a-rather-long-kthread-name");
     /// # Ok::<(), kthread::Error>(())
     /// ```
+    #[inline]
     pub fn name(&self) -> &str {
         &self.0.name
     }
@@ -321,6 +324,7 @@ impl Task {
     /// assert!(std::path::Path::new(&format!("/proc/self/task/{}", k.task().tid())).exists());
     /// # Ok::<(), kthread::Error>(())
     /// ```
+    #[inline]
     pub fn tid(&self) -> i32 {
         self.0.tid.load(Ordering::Acquire)
     }
@@ -424,6 +428,7 @@ impl Task {
     /// assert!(k.task().is_freezable());
     /// # Ok::<(), kthread::Error>(())
     /// ```
+    #[inline]
     pub fn is_freezable(&self) -> bool {
         self.has(flags::FREEZABLE)
     }
@@ -474,6 +479,7 @@ impl Task {
     /// assert_eq!(k.stop()?, 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn wake_up(&self) -> bool {
         let woke = self.0.wake_up();
         crate::trace::event!(TRACE, "sched_wakeup", self.name(), self.tid(), woke = woke);
@@ -481,6 +487,7 @@ impl Task {
     }
 
     /// See [`TaskInner::wake_state`].
+    #[inline]
     pub(crate) fn wake_state(&self, mask: u32) -> bool {
         self.0.wake_state(mask)
     }
@@ -499,6 +506,7 @@ impl Task {
 
     /// Sleeps until the state is `RUNNING` again or `deadline` passes.
     /// Returns `true` on timeout (the state is then `RUNNING` again).
+    #[inline]
     pub(crate) fn sleep(&self, deadline: Option<Deadline>) -> bool {
         let state = &self.0.state;
         let mut s = state.load(Ordering::Acquire);
@@ -558,6 +566,7 @@ impl TaskInner {
     /// Always performs an RMW on the state word, even when there is nothing to
     /// wake, so the owner's next `set_current_state` synchronizes with
     /// everything the waker published before calling this (module docs).
+    #[inline]
     pub(crate) fn wake_state(&self, mask: u32) -> bool {
         let state = &self.state;
         let mut s = state.load(Ordering::Relaxed);

@@ -209,7 +209,7 @@ impl Worker {
         Item::claim(
             &work.0,
             &self.core,
-            |raw, hook| unsafe { raw::queue_hooked(&self.core, raw, hook) },
+            |hook| unsafe { raw::queue_hooked(&self.core, work.0.raw(), hook) },
             Result::is_ok,
         )
         .is_ok()
@@ -233,7 +233,7 @@ impl Worker {
         Item::claim(
             &work.0,
             &self.core,
-            |raw, hook| unsafe { raw::queue_delayed_hooked(&self.core, raw, delay, hook) },
+            |hook| unsafe { raw::queue_delayed_hooked(&self.core, work.0.raw(), delay, hook) },
             Result::is_ok,
         )
         .is_ok()
@@ -259,7 +259,7 @@ impl Worker {
         Item::claim(
             &work.0,
             &self.core,
-            |raw, hook| unsafe { raw::mod_delayed_hooked(&self.core, raw, delay, hook) },
+            |hook| unsafe { raw::mod_delayed_hooked(&self.core, work.0.raw(), delay, hook) },
             // `Ok(false)`: it was idle and is armed afresh, so the new claim
             // holds the queue's reference.
             |r| matches!(r, Ok(false)),

@@ -51,6 +51,7 @@ impl RawWork {
     /// # Safety
     /// With `hook.may_move`, the previous owner, if any and different, must
     /// still exist.
+    #[inline]
     unsafe fn claim(
         &self,
         worker: &RawWorker,
@@ -129,6 +130,7 @@ impl RawWork {
 /// `work` must stay valid and unmoved until it has run or been cancelled,
 /// `worker` must outlive that too, and a worker the work was queued on
 /// before must still exist.
+#[inline]
 pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
     // SAFETY: forwarded caller contract (which covers a move's old owner).
     Hook::raw(|hook| unsafe { queue_hooked(worker, work, hook) }).is_ok()
@@ -139,6 +141,7 @@ pub unsafe fn queue(worker: &RawWorker, work: &RawWork) -> bool {
 ///
 /// # Safety
 /// As for [`queue`]; the old owner need exist only with `hook.may_move`.
+#[inline]
 pub(crate) unsafe fn queue_hooked(
     worker: &RawWorker,
     work: &RawWork,

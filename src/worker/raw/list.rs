@@ -66,6 +66,7 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Drop for Locked<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.w.lock.unlock();
     }
@@ -79,6 +80,7 @@ impl<'a> Claimed<'a> {
     /// The caller's own CAS just set `PENDING` on `work` (so nothing else
     /// touches its links), and `work` stays valid until it has run or been
     /// cancelled (the queue contract).
+    #[inline]
     pub(super) unsafe fn new(work: &'a RawWork) -> Claimed<'a> {
         Claimed(work)
     }
@@ -101,18 +103,21 @@ pub(super) fn deadline_of(ns: u64) -> Option<Deadline> {
 
 impl RawWorker {
     /// Takes the worker lock.
+    #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
         self.lock.lock();
         Locked { w: self }
     }
 
     /// Locks the worker if it is still `work`'s owner (re-checked under the lock).
+    #[inline]
     pub(crate) fn lock_if_owner(&self, work: &RawWork) -> Option<Locked<'_>> {
         let l = self.lock();
         work.owned_by(self).then_some(l)
     }
 
     /// Pushes a claimed work onto `incoming` (lock-free) and wakes an idle worker.
+    #[inline]
     pub(super) fn push(&self, work: Claimed<'_>) {
         let work = work.0;
         let node = work.as_mut_ptr();
@@ -142,6 +147,7 @@ impl RawWorker {
     /// Wakes the worker's thread (it published `IDLE`). The task is pinned
     /// with a reference under the lock and woken after unlocking, so a
     /// worker woken on this CPU does not run straight into our lock.
+    #[inline]
     fn wake_idle(&self) {
         let l = self.lock();
         let task = l.task();
@@ -154,11 +160,13 @@ impl RawWorker {
 
 impl<'a> Locked<'a> {
     /// The locked worker.
+    #[inline]
     pub(super) fn worker(&self) -> &'a RawWorker {
         self.w
     }
 
     /// A reference to the attached thread's task, if any.
+    #[inline]
     fn task(&self) -> Option<Task> {
         let t = self.w.task.load(Ordering::Acquire);
         // SAFETY: a non-null task pointer is valid while the lock is held
@@ -185,28 +193,34 @@ impl<'a> Locked<'a> {
     }
 
     /// The work being run now (null if none).
+    #[inline]
     pub(super) fn current(&self) -> *mut RawWork {
         self.w.current.get(self)
     }
 
+    #[inline]
     pub(super) fn set_current(&self, w: *mut RawWork) {
         self.w.current.set(self, w)
     }
 
     /// Whether `work` is running on this worker now.
+    #[inline]
     pub(super) fn is_running(&self, work: &RawWork) -> bool {
         self.current() == work.as_mut_ptr()
     }
 
+    #[inline]
     pub(super) fn list_is_empty(&self) -> bool {
         self.w.head.get(self).is_null()
     }
 
+    #[inline]
     pub(super) fn set_sleep_until(&self, ns: u64) {
         self.w.sleep_until.set(self, ns)
     }
 
     /// Where a pending, drained `work` of this worker sits.
+    #[inline]
     pub(super) fn whence(&self, work: &RawWork) -> u32 {
         work.whence.get(self)
     }
@@ -238,6 +252,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Wakes the worker if it sleeps idle.
+    #[inline]
     pub(super) fn kick(&self) {
         if self.w.incoming.load(Ordering::Acquire) == IDLE {
             let t = self.w.task.load(Ordering::Acquire);
@@ -250,6 +265,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Publishes `IDLE` if nothing arrived; `false` if something did.
+    #[inline]
     pub(super) fn go_idle(&self) -> bool {
         self.w
             .incoming
@@ -258,6 +274,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Takes `IDLE` back after a sleep (a producer may have replaced it).
+    #[inline]
     pub(super) fn leave_idle(&self) {
         self.set_sleep_until(0);
         let _ = self.w.incoming.compare_exchange(
@@ -269,6 +286,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Moves everything from `incoming` to the tail of the list, in queue order.
+    #[inline]
     pub(super) fn drain(&self) {
         let h = self.w.incoming.load(Ordering::Relaxed);
         if h.is_null() || h == IDLE {
@@ -308,6 +326,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Links `w` at the list tail.
+    #[inline]
     pub(super) fn append(&self, w: &RawWork) {
         let node = w.as_mut_ptr();
         let tail = self.w.tail.get(self);
@@ -351,6 +370,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Unlinks `w` from the list.
+    #[inline]
     fn unlink(&self, w: &RawWork) {
         let (prev, next) = (w.prev.get(self), w.next.get(self));
         // SAFETY: `w`'s neighbours, when not null, are live nodes on the list.
@@ -367,6 +387,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Unlinks and returns the list head.
+    #[inline]
     pub(super) fn pop(&self) -> Option<&'a RawWork> {
         let head = self.w.head.get(self);
         // SAFETY: list nodes are live while on the list (queue contract),
@@ -433,6 +454,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Moves expired timers to the list tail; returns the next deadline (ns).
+    #[inline]
     pub(super) fn fire_timers(&self) -> u64 {
         let mut p = self.w.timers.get(self);
         if p.is_null() {
