@@ -39,7 +39,19 @@ use crate::task::{self, flags, Task};
 /// ```
 #[inline]
 pub fn should_stop() -> bool {
-    task::with_current(|t| t.is_some_and(|t| t.flags().load_relaxed() & flags::SHOULD_STOP != 0))
+    task::with_current(|t| match t {
+        Some(t) => t.flags().load_relaxed() & flags::SHOULD_STOP != 0,
+        None => not_a_task(),
+    })
+}
+
+/// The answer of `should_stop()` and `should_park()` on a thread without a
+/// task: `false`, kept out of line so the kthread's own loop is laid out
+/// around the path it really takes.
+#[cold]
+#[inline(never)]
+fn not_a_task() -> bool {
+    false
 }
 
 /// The current kthread's task, or `None` on a thread that is not a kthread.

@@ -4,7 +4,7 @@
 //! `SHOULD_PARK`, the thread acknowledges with `IS_PARKED`, and exactly one
 //! party completes the parker's wait (design.md §5).
 
-use super::is_current;
+use super::{is_current, not_a_task};
 use crate::error::Error;
 use crate::sys::sched::{self, CpuSet};
 use crate::task::{self, flags, freeze, Task};
@@ -114,7 +114,10 @@ pub(crate) fn parkme_task(task: &Task) {
 /// ```
 #[inline]
 pub fn should_park() -> bool {
-    task::with_current(|t| t.is_some_and(|t| t.flags().load_relaxed() & flags::SHOULD_PARK != 0))
+    task::with_current(|t| match t {
+        Some(t) => t.flags().load_relaxed() & flags::SHOULD_PARK != 0,
+        None => not_a_task(),
+    })
 }
 
 /// Parks the current kthread while a park is requested; mirrors `kthread_parkme()`.
