@@ -56,7 +56,7 @@ fi
 
 # The dev profile keeps every crate function a real frame, which the
 # suppressions match by name, and shares the target dir with `cargo test`.
-cargo build --example kthread-soak
+cargo build --example kthread-soak --example tls-teardown
 target="${CARGO_TARGET_DIR:-target}"
 bin="$target/debug/examples/kthread-soak"
 logdir="${KTHREAD_VG_LOGDIR:-$target/valgrind}"
@@ -122,6 +122,26 @@ for tool in "${tools[@]}"; do
         status=1
     fi
     summary+=("$(printf '%-9s %-45s %8s ops %5d s' "$tool" "$verdict" "${ops_done:-?}" "$secs")")
+done
+
+# Thread-local destructors that call into the library after its own were
+# destroyed: any invalid read or free is a failure (no suppressions).
+for tool in "${tools[@]}"; do
+    [ "$tool" = memcheck ] || continue
+    echo
+    echo "=== memcheck: tls-teardown (thread-local destructors calling the library)"
+    log="$logdir/tls-teardown.log"
+    rc=0
+    valgrind --tool=memcheck --error-exitcode=1 --num-callers=40 --log-file="$log" \
+        "$target/debug/examples/tls-teardown" || rc=$?
+    grep -h "ERROR SUMMARY" "$log" | tail -1 | sed 's/^==[0-9]*== //'
+    if [ $rc -eq 0 ]; then
+        verdict=clean
+    else
+        verdict="FAILED (exit $rc; see $log)"
+        status=1
+    fi
+    summary+=("$(printf '%-9s %-45s (20 threads)' tls-td "$verdict")")
 done
 
 echo

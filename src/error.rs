@@ -185,6 +185,15 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
+/// Drops `v`, catching a panic in its `Drop`: the library drops values the
+/// user made (a closure and its captures) on its own threads and across
+/// `extern "C"` hooks, where an unwinding panic would abort the process or
+/// kill a library thread. The panic hook has already reported the panic;
+/// the payload is returned for the caller to count.
+pub(crate) fn drop_catching<T>(v: T) -> Result<(), Box<dyn Any + Send>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v)))
+}
+
 /// Reports a broken invariant and aborts: used only where continuing would
 /// corrupt state (an OS call that cannot fail did), never for bad input.
 #[cold]

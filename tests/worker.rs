@@ -1170,6 +1170,105 @@ fn delayed_try_flush_from_own_worker_is_refused_not_panicked() -> Res {
 // ---------------------------------------------------------------------------
 // Destroy, lifetime
 
+/// Sends once its thread ends (a thread-local destructor).
+struct EndOfThread(mpsc::Sender<()>);
+impl Drop for EndOfThread {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+thread_local! {
+    static THREAD_END: std::cell::RefCell<Option<EndOfThread>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Counts drops of the value a closure captured.
+struct DropCount(Arc<AtomicUsize>);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn worker_dropped_by_its_own_item_runs_its_queue_and_ends() -> Res {
+    let _wd = watchdog("worker_dropped_by_its_own_item", WATCHDOG);
+    let slot: Arc<Mutex<Option<Worker>>> = Arc::new(Mutex::new(None));
+    let w = Worker::new("wq-self-drop")?;
+    let task = w.task().clone();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = mpsc::channel();
+    let (end_tx, end_rx) = mpsc::channel();
+    // Behind the dropping item: three items, one armed timer.
+    let behind: Vec<Work> = (0..3)
+        .map(|_| {
+            let (ran, d) = (ran.clone(), DropCount(dropped.clone()));
+            Work::new(move || {
+                let _keep = &d;
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let timer = {
+        let d = DropCount(dropped.clone());
+        DelayedWork::new(move || {
+            let _keep = &d;
+        })
+    };
+    let dropper = {
+        let slot = slot.clone();
+        let end_tx = Mutex::new(Some(end_tx));
+        Work::new(move || {
+            // Reports the end of the worker's OS thread (its TLS destructors run).
+            if let Some(tx) = end_tx.lock().unwrap().take() {
+                THREAD_END.with(|e| *e.borrow_mut() = Some(EndOfThread(tx)));
+            }
+            let last = slot.lock().unwrap().take();
+            drop(last); // the last handle, dropped on the worker's own thread
+            let _ = done_tx.send(());
+        })
+    };
+    let gate = Gate::new();
+    let _b = block_worker(&w, &gate);
+    assert!(w.queue(&dropper));
+    for b in &behind {
+        assert!(w.queue(b));
+    }
+    assert!(w.queue_delayed(&timer, Duration::from_secs(3600)));
+    *slot.lock().unwrap() = Some(w);
+    gate.open();
+    done_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the dropping item ran and its drop returned");
+    // Everything queued behind it still runs: flush waits for it and returns.
+    for b in &behind {
+        b.flush();
+        assert!(!b.is_pending(), "left pending after its worker was dropped");
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 3, "every queued item ran once");
+    assert!(!timer.is_pending(), "the armed timer was cancelled");
+    assert!(!timer.cancel_sync(), "nothing left to cancel");
+    // The thread ends by itself; then no reference to an item is left.
+    end_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the worker's thread ended by itself");
+    assert!(task.has_exited());
+    drop(behind);
+    drop(timer);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        4,
+        "every closure was dropped"
+    );
+    // The items are reusable on another worker.
+    let other = Worker::new("wq-after")?;
+    let again = Work::new(|| ());
+    assert!(other.queue(&again));
+    assert!(again.flush());
+    Ok(())
+}
+
 #[test]
 fn destroy_runs_everything_queued_before_it() -> Res {
     let _wd = watchdog("destroy_runs_everything_queued_before_it", WATCHDOG);

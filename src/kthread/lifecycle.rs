@@ -2,7 +2,7 @@
 //! packet its result waits in, and the stop request.
 
 use super::park::{parkme_task, unpark_task};
-use crate::error::{Error, StopError};
+use crate::error::{drop_catching, Error, StopError};
 use crate::kthreadd::{self, Reply};
 use crate::sync::{lock, Arc, Mutex};
 use crate::sys::sched::CpuSet;
@@ -48,7 +48,9 @@ pub(crate) fn thread_main<F, T>(
 {
     task::set_current(&task);
     if let Err(e) = kthreadd::clean_env(&task, &affinity, task.name()) {
-        // Creation failed: the creator joins us; `f` is dropped here, once.
+        // Creation failed: the creator joins us; `f` is dropped here, once
+        // (a panic in its drop must not escape the thread's main).
+        let _ = drop_catching(f);
         task::clear_current();
         reply.thread_answer(Err(e));
         return;
@@ -74,7 +76,9 @@ pub(crate) fn thread_main<F, T>(
         }
         catch_unwind(AssertUnwindSafe(f)).map_err(StopError::Panicked)
     } else {
-        drop(f);
+        // Never woken: `f` never runs. A panic in its drop is the user's
+        // value's, reported by the panic hook; the answer stays NotStarted.
+        let _ = drop_catching(f);
         Err(StopError::NotStarted)
     };
     packet.set(result);

@@ -16,11 +16,10 @@ mod park;
 
 pub use builder::{create, run, Builder, DEFAULT_STACK_SIZE, MAX_STACK_SIZE};
 pub use handle::Kthread;
-pub(crate) use lifecycle::request_stop;
 pub use park::{parkme, should_park};
 
 #[cfg(all(test, kthread_loom))]
-pub(crate) use lifecycle::exit;
+pub(crate) use lifecycle::{exit, request_stop};
 #[cfg(all(test, kthread_loom))]
 pub(crate) use park::parkme_task;
 

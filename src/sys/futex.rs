@@ -103,3 +103,10 @@ mod imp {
 }
 
 pub(crate) use imp::{wait, wake};
+
+/// Sleeps until `deadline` passes, with nothing to wake the caller (a futex
+/// wait on a word of its own, which nobody else can name).
+pub(crate) fn sleep_until(deadline: Deadline) {
+    let word = AtomicU32::new(0);
+    while wait(&word, 0, Some(deadline)) != Wake::TimedOut && !deadline.passed() {}
+}

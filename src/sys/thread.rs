@@ -52,7 +52,8 @@ pub(crate) fn spawn(stack_size: usize, main: Main) -> io::Result<RawThread> {
         }
         libc::pthread_attr_destroy(&mut attr);
         if ret != 0 {
-            drop(Box::from_raw(arg));
+            // The user's closure is inside: its drop may panic (caught).
+            let _ = crate::error::drop_catching(Box::from_raw(arg));
             return Err(io::Error::from_raw_os_error(ret));
         }
         Ok(RawThread(native))

@@ -1,6 +1,7 @@
 //! `set_current_state`, `schedule`, `schedule_timeout`: the owner's side of
 //! the state word (the waker's is `Task::wake_up` / `wake_state`).
 
+use super::current::torn_down;
 use super::freeze;
 use super::{current_or_adopt, with_current, TaskState, INTERRUPTIBLE, RUNNING};
 use crate::sys::time::Deadline;
@@ -76,6 +77,18 @@ pub fn schedule_timeout(timeout: Duration) -> Duration {
 /// An interruptible sleep of a freezable task is a freeze point, before
 /// sleeping and after waking (the kernel's `TASK_FREEZABLE` sleep).
 pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
+    if torn_down() {
+        // Thread-local teardown: no task, so nothing can wake us. Sleep out
+        // a timeout (a retry loop in a destructor must not spin); without
+        // one, return at once, as `schedule()` in `TASK_RUNNING` does.
+        return match deadline {
+            Some(d) => {
+                crate::sys::futex::sleep_until(d);
+                true
+            }
+            None => false,
+        };
+    }
     let t = current_or_adopt();
     let freezable = t.raw_state() == INTERRUPTIBLE && t.is_freezable();
     if freezable && freeze::freezing() {

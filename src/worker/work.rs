@@ -121,19 +121,8 @@ pub(super) type ItemRef<R> = DynArc<Item<R, dyn Fn() + Send + Sync>>;
 fn run_caught(raw: &RawWork, f: &dyn Fn()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         // SAFETY: the owner runs this item right now, so it exists.
-        if let Some(o) = unsafe { raw.owner().as_ref() } {
-            o.note_panic();
-        }
-        let me = task::current_or_adopt();
-        let msg = panic_message(&*p).unwrap_or("<non-string payload>");
-        crate::trace::event!(
-            ERROR,
-            "kthread_work_panicked",
-            me.name(),
-            me.tid(),
-            work = raw as *const RawWork as usize,
-            msg = msg
-        );
+        let owner = unsafe { raw.owner().as_ref() };
+        note_panic(owner, raw as *const RawWork as usize, &*p);
     }
 }
 
@@ -146,9 +135,41 @@ unsafe extern "C" fn trampoline<R: RawItem, F: Fn() + Send + Sync>(w: *mut RawWo
 }
 
 unsafe extern "C" fn release<R: RawItem, F: Fn() + Send + Sync>(w: *mut RawWork) {
-    // SAFETY: the queue's reference was leaked from an `Arc<Item<R, F>>`
-    // (unsized to `dyn Fn`: the same allocation and layout) when it was queued.
-    unsafe { DynArc::decrement_strong_count(w as *const Item<R, F>) }
+    // Read before the release: the last reference frees the item.
+    // SAFETY: the queue's reference keeps the item alive until the release below.
+    let owner = unsafe { (*w).owner() };
+    let dropped = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the queue's reference was leaked from an `Arc<Item<R, F>>`
+        // (unsized to `dyn Fn`: the same allocation and layout) when it was
+        // queued; this gives it back exactly once.
+        unsafe { DynArc::decrement_strong_count(w as *const Item<R, F>) }
+    }));
+    // The last reference dropped the closure, whose captures' `Drop` may
+    // panic: it must not unwind through this `extern "C"` hook (an abort).
+    // Counted and reported as the work's own panics are.
+    if let Err(p) = dropped {
+        // SAFETY: `owner` is the worker that ran or held this instance: the
+        // worker itself, or the canceller's locked-then-released owner, which
+        // the safe layer's `Keep` holds alive for the caller.
+        note_panic(unsafe { owner.as_ref() }, w as usize, &*p);
+    }
+}
+
+/// Counts and reports a panic of a work's closure or of its drop.
+fn note_panic(owner: Option<&RawWorker>, work: usize, p: &(dyn std::any::Any + Send)) {
+    if let Some(o) = owner {
+        o.note_panic();
+    }
+    let me = task::current_or_adopt();
+    let msg = panic_message(p).unwrap_or("<non-string payload>");
+    crate::trace::event!(
+        ERROR,
+        "kthread_work_panicked",
+        me.name(),
+        me.tid(),
+        work = work,
+        msg = msg
+    );
 }
 
 impl<R: RawItem> Item<R, ()> {

@@ -4,7 +4,7 @@
 use super::raw::{self, RawWorker};
 use super::work::{DelayedWork, Item, Work};
 use crate::error::Error;
-use crate::kthread::{request_stop, Builder, Kthread};
+use crate::kthread::{Builder, Kthread};
 use crate::sync::DynArc;
 use crate::task::Task;
 use std::fmt;
@@ -13,7 +13,9 @@ use std::time::Duration;
 /// A kthread running the worker loop; mirrors `kthread_create_worker()`.
 ///
 /// `Drop` (or [`destroy`](Worker::destroy)) cancels armed delayed work,
-/// runs everything already queued, then stops the thread.
+/// runs everything already queued, then stops the thread. Dropped by one
+/// of its own items, it does the same without waiting: the thread runs
+/// what is queued and ends by itself once idle.
 ///
 /// ```
 /// let w = kthread::Worker::new("events")?;
@@ -320,10 +322,14 @@ impl Worker {
             return;
         };
         if self.core.is_current_thread() {
-            // Dropped by one of its own items: stop after this item, without
-            // waiting for ourselves. What is still queued is abandoned.
-            let task = thread.detach();
-            request_stop(&task);
+            // Dropped by one of its own items: we cannot wait for ourselves,
+            // so the loop does destroy's work. Armed timers are cancelled
+            // now; the loop runs everything queued (this item returns
+            // first), then leaves at its next idle point and the detached
+            // thread ends. Every item is left idle and reusable.
+            raw::cancel_timers(&self.core);
+            self.core.stop_when_idle();
+            drop(thread.detach());
             return;
         }
         raw::cancel_timers(&self.core);

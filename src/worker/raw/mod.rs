@@ -73,6 +73,9 @@ const FLAG_MASK: usize = 63;
 
 /// Worker flag: freeze between items (`KTW_FREEZABLE`).
 pub const KTW_FREEZABLE: u32 = 1;
+/// Private worker flag: the loop leaves at its next idle point (a worker
+/// destroyed from its own thread, which cannot wait for itself).
+const STOP_WHEN_IDLE: u32 = 1 << 31;
 
 /// A work item; mirrors `struct kthread_work`.
 ///
@@ -325,6 +328,13 @@ impl RawWorker {
 
     pub(crate) fn note_panic(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Makes the loop run everything queued, then leave at its next idle
+    /// point (`worker_fn` returns 0), as a destroy from outside would.
+    pub(crate) fn stop_when_idle(&self) {
+        // Release: pairs with the loop's Acquire at its idle check.
+        self.flags.fetch_or(STOP_WHEN_IDLE, Ordering::Release);
     }
 
     /// Whether the calling thread is this worker's thread.

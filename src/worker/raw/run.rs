@@ -1,7 +1,7 @@
 //! The worker loop (`kthread_worker_fn()`) and its adaptive idle spin.
 
 use super::list::{deadline_of, Locked};
-use super::{RawWorker, KTW_FREEZABLE, PENDING, SENTINEL};
+use super::{RawWorker, KTW_FREEZABLE, PENDING, SENTINEL, STOP_WHEN_IDLE};
 use crate::kthread::should_stop;
 use crate::sync::Ordering;
 use crate::sys::time::Deadline;
@@ -146,7 +146,13 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
             l = worker.lock();
             continue;
         }
-        // Nothing to run. A worker that sleeps at once makes the next
+        // Nothing to run: list and `incoming` were empty just now. A worker
+        // destroyed from its own thread leaves here, its queue drained.
+        if worker.flags.load(Ordering::Acquire) & STOP_WHEN_IDLE != 0 {
+            l.detach();
+            return 0;
+        }
+        // A worker that sleeps at once makes the next
         // producer pay a futex wake (and the worker a context switch) per
         // batch; spin briefly first, yielding so a producer sharing our CPU
         // runs (PERF-NOTES: bare spinning is 5-10x worse there). Freezable
