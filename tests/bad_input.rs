@@ -221,3 +221,51 @@ fn worker_calls_reject_deadlocks_and_bad_input() {
     item.lock().unwrap().take();
     worker.flush().unwrap();
 }
+
+#[test]
+fn library_only_states_are_refused_by_set_current_state() {
+    let _w = watchdog("library_only_states_are_refused", WATCHDOG);
+    for state in [
+        kthread::TaskState::Parked,
+        kthread::TaskState::Frozen,
+        kthread::TaskState::Dead,
+    ] {
+        // In a kthread: the function panics (a clear message), stop returns
+        // at once with it instead of waiting for ever.
+        let k = kthread::run("bad-state", move || {
+            kthread::set_current_state(state);
+            kthread::schedule();
+        })
+        .unwrap();
+        match k.stop() {
+            Err(e @ StopError::Panicked(_)) => {
+                let msg = e.panic_message().unwrap_or_default().to_owned();
+                assert!(msg.contains("only Running, Interruptible"), "{msg}");
+            }
+            other => panic!("set_current_state({state:?}) gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn request_stop_then_stop_collects_the_result() {
+    let _w = watchdog("request_stop_then_stop", WATCHDOG);
+    let k = kthread::run("rs", || {
+        while !kthread::should_stop() {
+            kthread::set_current_state(kthread::TaskState::Interruptible);
+            if !kthread::should_stop() {
+                kthread::schedule();
+            }
+            kthread::set_current_state(kthread::TaskState::Running);
+        }
+        11
+    })
+    .unwrap();
+    k.request_stop();
+    k.request_stop(); // idempotent
+    assert_eq!(k.stop().unwrap(), 11);
+    // Before the first wake: the function never runs.
+    let k = kthread::create("rs-never", || 1).unwrap();
+    k.request_stop();
+    assert!(matches!(k.stop(), Err(StopError::NotStarted)));
+}

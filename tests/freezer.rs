@@ -566,3 +566,37 @@ fn freeze_in_interruptible_sleep_is_reported_as_was_frozen() -> Res {
     );
     Ok(())
 }
+
+#[test]
+fn freezable_worker_created_while_frozen_returns_and_runs_after_thaw() -> Res {
+    let _s = serial();
+    let _w = watchdog("freezable_worker_created_while_frozen", WATCHDOG);
+    let guard = freezer::freeze(FREEZE)?;
+    // The thread holding the freeze creates a freezable worker: this used
+    // to wait for the new worker to go idle, which it never does while frozen.
+    let w = kthread::Worker::builder("fz-born-frozen")
+        .freezable(true)
+        .create()?;
+    let ran = Arc::new(AtomicBool::new(false));
+    let item = {
+        let ran = ran.clone();
+        kthread::Work::new(move || ran.store(true, Ordering::SeqCst))
+    };
+    assert!(w.queue(&item));
+    std::thread::sleep(SHORT); // negative check: must not run while frozen
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "a freezable worker ran while frozen"
+    );
+    drop(guard);
+    item.flush();
+    assert!(ran.load(Ordering::SeqCst), "runs after the thaw");
+    // The same through the plain kthread path (it never waited).
+    let guard = freezer::freeze(FREEZE)?;
+    let k = kthread::Builder::new("fz-plain")
+        .freezable(true)
+        .run(|| 5)?;
+    drop(guard);
+    assert_eq!(k.stop()?, 5);
+    Ok(())
+}

@@ -185,7 +185,8 @@ pub unsafe extern "C" fn kthread_create_on_cpu(
 /// `-EINTR` if it was never woken (its function never ran); `-EINVAL` for
 /// NULL, an error pointer, or a task not created by `kthread_create*()` (or
 /// already stopped); `-EDEADLK` from the kthread itself (the stop request
-/// stands: it should return); `-EFAULT` if a Rust panic ended it. The task
+/// stands: it should return, and a later `kthread_stop()` from another
+/// thread collects its result); `-EFAULT` if a Rust panic ended it. The task
 /// pointer is invalid afterwards. `k` is looked up, never dereferenced, so
 /// any pointer is safe to pass.
 #[no_mangle]
@@ -193,6 +194,15 @@ pub extern "C" fn kthread_stop(k: *mut c_void) -> c_int {
     guard("kthread_stop", -libc::EFAULT, || {
         if bad_ptr(k) {
             return -libc::EINVAL;
+        }
+        if kthread_rs::current().is_some_and(|me| me.as_ptr() == k.cast_const()) {
+            // It would wait for itself. The stop request stands, and the
+            // handle stays, so a later kthread_stop() from another thread
+            // still joins it and gets its result.
+            if let Some(handle) = lock(&KTHREADS).get(&(k as usize)) {
+                handle.request_stop();
+            }
+            return -libc::EDEADLK;
         }
         let Some(handle) = lock(&KTHREADS).remove(&(k as usize)) else {
             return -libc::EINVAL;

@@ -181,6 +181,38 @@ impl<T> Kthread<T> {
         result
     }
 
+    /// Asks the kthread to stop and wakes it, without waiting; mirrors the
+    /// first half of `kthread_stop()`.
+    ///
+    /// [`should_stop`](crate::should_stop) turns true in the kthread; a
+    /// later [`stop`](Self::stop) (or the drop) waits and collects the
+    /// result. Stopping many kthreads: request every stop, then stop each,
+    /// and they wind down in parallel.
+    ///
+    /// ```
+    /// let ks: Vec<_> = (0..3)
+    ///     .map(|i| {
+    ///         kthread::run(&format!("w{i}"), || {
+    ///             while !kthread::should_stop() {
+    ///                 kthread::set_current_state(kthread::TaskState::Interruptible);
+    ///                 if !kthread::should_stop() {
+    ///                     kthread::schedule();
+    ///                 }
+    ///                 kthread::set_current_state(kthread::TaskState::Running);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect::<Result<_, _>>()?;
+    /// ks.iter().for_each(|k| k.request_stop());
+    /// for k in ks {
+    ///     k.stop()?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_stop(&self) {
+        request_stop(&self.task);
+    }
+
     /// Lets the kthread run on by itself and returns its task; its result is dropped.
     ///
     /// ```

@@ -15,6 +15,11 @@ use std::time::Duration;
 /// makes `schedule` return at once. On a thread that is not a kthread this
 /// gives the thread a task of its own, so the same pattern works anywhere.
 ///
+/// # Panics
+/// For `Parked`, `Frozen` and `Dead`: those states belong to `parkme`, the
+/// refrigerator and thread exit, and nothing would ever wake a thread that
+/// set them itself (a `stop` would wait for ever).
+///
 /// ```
 /// use kthread::{set_current_state, schedule, TaskState};
 /// let k = kthread::run("sleeper", || {
@@ -31,6 +36,14 @@ use std::time::Duration;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn set_current_state(state: TaskState) {
+    assert!(
+        matches!(
+            state,
+            TaskState::Running | TaskState::Interruptible | TaskState::Uninterruptible
+        ),
+        "set_current_state({state:?}): only Running, Interruptible and Uninterruptible \
+         may be set; {state:?} belongs to the library (parkme, the refrigerator, exit)"
+    );
     let raw = state.raw();
     with_current(|t| match t {
         Some(t) => t.set_state(raw),

@@ -6,7 +6,7 @@ use super::work::{DelayedWork, Item, Work};
 use crate::error::Error;
 use crate::kthread::{Builder, Kthread};
 use crate::sync::DynArc;
-use crate::task::Task;
+use crate::task::{freeze, Task};
 use std::fmt;
 use std::time::Duration;
 
@@ -106,6 +106,10 @@ impl WorkerBuilder {
 
     /// Creates the worker, running.
     ///
+    /// Returns once the worker's loop is attached and idle; a freezable
+    /// worker created while the system is frozen returns at once, its
+    /// thread in the refrigerator until the thaw.
+    ///
     /// ```
     /// let w = kthread::Worker::builder("w").create()?;
     /// assert_eq!(w.task().name(), "w");
@@ -124,7 +128,13 @@ impl WorkerBuilder {
         };
         // Return only once the loop is attached and idle, so the caller sees
         // a running worker (and its state) as `kthread_create_worker` does.
-        raw::flush_worker(&w.core)?;
+        // Not for a freezable worker while the system is frozen: its thread
+        // goes straight into the refrigerator, and the caller may be the
+        // one holding the freeze. (A freeze that starts after this check
+        // only makes the caller wait for the thaw; it cannot be its own.)
+        if !(self.flags & raw::KTW_FREEZABLE != 0 && freeze::freezing()) {
+            raw::flush_worker(&w.core)?;
+        }
         Ok(w)
     }
 }
