@@ -12,7 +12,7 @@
 use crate::completion::Completion;
 use crate::error::Error;
 use crate::sync::{lock, lock_static, Arc, AtomicU32, Mutex, OnceLock, Ordering, StaticMutex};
-use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread};
+use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread, topology};
 use crate::task::{self, flags, list, Task, TaskInit};
 use std::ffi::CString;
 
@@ -103,6 +103,9 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
         task,
         requests: StaticMutex::new(Vec::new()),
     });
+    // The process's start affinity is read now at the latest (the main
+    // thread's, before anyone's later changes).
+    let _ = topology::start_affinity();
     let reply = Reply::new();
     let (kd, r) = (k.clone(), reply.clone());
     // Block every signal around the clone so kthreadd is never, not even for
@@ -163,7 +166,8 @@ pub(crate) fn cut_name(name: &str) -> &str {
 fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
     let me = &k.task;
     task::set_current(me);
-    let env = clean_env(me, &CpuSet::all(), "kthreadd");
+    let start = topology::start_affinity().unwrap_or_else(CpuSet::all);
+    let env = clean_env(me, &start, "kthreadd");
     let ok = env.is_ok();
     if ok {
         list::add(me);

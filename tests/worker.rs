@@ -1254,18 +1254,29 @@ fn worker_dropped_by_its_own_item_runs_its_queue_and_ends() -> Res {
         .recv_timeout(WATCHDOG)
         .expect("the worker's thread ended by itself");
     assert!(task.has_exited());
+    let reuse = behind[0].clone();
     drop(behind);
     drop(timer);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        3,
+        "the worker kept no reference: only our clone of one item is left"
+    );
+    // The items are idle and reusable on another worker.
+    let other = Worker::new("wq-after")?;
+    assert!(other.queue(&reuse));
+    other.flush()?;
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        4,
+        "the reused item ran on the other worker"
+    );
+    drop(reuse);
     assert_eq!(
         dropped.load(Ordering::SeqCst),
         4,
         "every closure was dropped"
     );
-    // The items are reusable on another worker.
-    let other = Worker::new("wq-after")?;
-    let again = Work::new(|| ());
-    assert!(other.queue(&again));
-    assert!(again.flush());
     Ok(())
 }
 

@@ -164,13 +164,17 @@ impl Builder {
             }
         }
         let mut birth = self.extra_flags;
+        // The process's start affinity (`taskset`), cached: no file is read
+        // on the creation path. The cgroup cpuset the kernel applies itself.
+        let start = topology::start_affinity().unwrap_or_else(CpuSet::all);
         let affinity = match self.cpu {
             Some(cpu) if cpu >= MAX_CPUS => return Err(Error::InvalidCpu(cpu)),
+            Some(cpu) if !start.contains(cpu) => return Err(Error::CpuNotAllowed(cpu)),
             Some(cpu) => {
                 birth |= flags::BOUND;
                 CpuSet::from_cpus(&[cpu]).map_err(Error::InvalidCpu)?
             }
-            None => CpuSet::all(),
+            None => start,
         };
         let task = Task::new(TaskInit {
             name: self.name.into_boxed_str(),
