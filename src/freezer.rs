@@ -16,6 +16,7 @@
 //! an RMW on every freezable task's state word, so none can miss it.
 
 use crate::kthread::{current, should_stop};
+use crate::sync::{lock_static, StaticMutex};
 use crate::sys::time::Deadline;
 use crate::task::{self, flags, freeze, list, Task};
 use std::fmt;
@@ -136,7 +137,8 @@ impl std::error::Error for FreezeError {}
 #[must_use = "dropping the guard thaws at once"]
 #[derive(Debug)]
 pub struct FreezeGuard {
-    armed: bool,
+    /// The freeze this guard made; `None` once kept.
+    generation: Option<u64>,
 }
 
 impl FreezeGuard {
@@ -150,17 +152,38 @@ impl FreezeGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn keep(mut self) {
-        self.armed = false;
+        self.generation = None;
     }
 }
 
 impl Drop for FreezeGuard {
+    /// Thaws the freeze this guard made, and only that one: after someone
+    /// else's `thaw()` and a new `freeze()`, an old guard leaves the new
+    /// freeze alone.
     fn drop(&mut self) {
-        if self.armed {
-            let _ = thaw();
+        if let Some(g) = self.generation {
+            let mut st = lock_static(&STATE);
+            if st.active == Some(g) {
+                st.active = None;
+                thaw_tasks();
+            }
         }
     }
 }
+
+/// The freezer's own state, serialising freeze and thaw (the kernel's
+/// `system_transition_mutex`): held for the whole of a `freeze`, so a
+/// `thaw` waits for a pending freeze to finish instead of cutting it short.
+struct State {
+    /// The generation of the freeze in force, if any.
+    active: Option<u64>,
+    next: u64,
+}
+
+static STATE: StaticMutex<State> = StaticMutex::new(State {
+    active: None,
+    next: 0,
+});
 
 /// A task that runs nothing: frozen, parked, exited, or never woken.
 fn quiescent(t: &Task) -> bool {
@@ -173,7 +196,10 @@ fn quiescent(t: &Task) -> bool {
 /// Returns once each sits in the refrigerator (or is parked, exited or was
 /// never woken: all run nothing). Non-freezable kthreads are never touched.
 /// If some do not freeze within `timeout`, everything is thawed and the
-/// error names them. The returned guard thaws when dropped.
+/// error names them. The returned guard thaws when dropped, and thaws only
+/// this freeze. Freezes and thaws are serialised: a [`thaw`] or another
+/// `freeze` called while this one is pending waits for it to finish (at
+/// most `timeout`), so two freezes never both succeed.
 ///
 /// ```
 /// use std::time::Duration;
@@ -193,7 +219,8 @@ fn quiescent(t: &Task) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
-    if freeze::set_freezing(true) {
+    let mut st = lock_static(&STATE);
+    if st.active.is_some() || freeze::set_freezing(true) {
         return Err(FreezeError::AlreadyFrozen);
     }
     let deadline = Deadline::after(timeout);
@@ -207,7 +234,12 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             .collect();
         if pending.is_empty() {
             crate::trace::global!(DEBUG, "freeze_done", tasks = 0);
-            return Ok(FreezeGuard { armed: true });
+            let generation = st.next;
+            st.next += 1;
+            st.active = Some(generation);
+            return Ok(FreezeGuard {
+                generation: Some(generation),
+            });
         }
         if deadline.passed() {
             let names = pending
@@ -217,7 +249,7 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
                     tid: t.tid(),
                 })
                 .collect();
-            let _ = thaw();
+            thaw_tasks();
             return Err(FreezeError::TimedOut(names));
         }
         for t in &pending {
@@ -231,15 +263,24 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
 /// Thaws every frozen kthread; mirrors `thaw_kernel_threads()`.
 ///
 /// Fails with [`FreezeError::NotFrozen`] when the system is not frozen.
+/// Called while a [`freeze`] is pending, it waits for that freeze to end.
 ///
 /// ```
 /// use kthread::freezer::{self, FreezeError};
 /// assert!(matches!(freezer::thaw(), Err(FreezeError::NotFrozen)));
 /// ```
 pub fn thaw() -> Result<(), FreezeError> {
-    if !freeze::set_freezing(false) {
+    let mut st = lock_static(&STATE);
+    if st.active.take().is_none() {
         return Err(FreezeError::NotFrozen);
     }
+    thaw_tasks();
+    Ok(())
+}
+
+/// Clears the freezing flag and releases every freezable task (`STATE` held).
+fn thaw_tasks() {
+    freeze::set_freezing(false);
     let tasks = list::tasks_with(flags::FREEZABLE);
     crate::trace::global!(DEBUG, "thaw", tasks = tasks.len());
     for t in &tasks {
@@ -247,7 +288,6 @@ pub fn thaw() -> Result<(), FreezeError> {
         // entering the refrigerator right now then sees `freezing` false.
         t.wake_state(task::WAKE_FROZEN);
     }
-    Ok(())
 }
 
 /// Enters the refrigerator if the system is freezing and the caller is a

@@ -600,3 +600,96 @@ fn freezable_worker_created_while_frozen_returns_and_runs_after_thaw() -> Res {
     assert_eq!(k.stop()?, 5);
     Ok(())
 }
+
+#[test]
+fn an_old_guard_does_not_thaw_a_later_freeze() -> Res {
+    let _s = serial();
+    let _w = watchdog("an_old_guard_does_not_thaw_a_later_freeze", WATCHDOG);
+    let _t = ThawOnDrop;
+    let old = freezer::freeze(FREEZE)?;
+    freezer::thaw()?; // someone else thaws ...
+    let new = freezer::freeze(FREEZE)?; // ... and freezes again
+    drop(old);
+    assert!(
+        freezer::freezing(),
+        "the old guard thawed someone else's freeze"
+    );
+    drop(new);
+    assert!(!freezer::freezing(), "its own guard thaws it");
+    Ok(())
+}
+
+#[test]
+fn thaw_waits_for_a_pending_freeze_and_freezes_never_overlap() -> Res {
+    let _s = serial();
+    let _w = watchdog("thaw_waits_for_a_pending_freeze", WATCHDOG);
+    let _t = ThawOnDrop;
+    // A freezable kthread that reaches its freeze point only when released.
+    let started = Arc::new(AtomicBool::new(false));
+    let go = Arc::new(AtomicBool::new(false));
+    let k = {
+        let (started, go) = (started.clone(), go.clone());
+        kthread::Builder::new("fz-late")
+            .freezable(true)
+            .run(move || {
+                started.store(true, Ordering::SeqCst);
+                while !go.load(Ordering::SeqCst) {
+                    std::hint::spin_loop(); // busy: no freeze point until released
+                }
+                while !kthread::freezable_should_stop() {
+                    kthread::set_current_state(TaskState::Interruptible);
+                    if !kthread::should_stop() {
+                        kthread::schedule();
+                    }
+                    kthread::set_current_state(TaskState::Running);
+                }
+            })?
+    };
+    // Declared after the kthread: released first if an assertion fails, so
+    // the kthread's drop (a stop) does not wait for a spin that never ends.
+    let _release = ReleaseOnDrop(go.clone());
+    // Past its start-of-function freeze point before the freeze begins.
+    wait_briefly_until("the kthread spins", BRIEF, || {
+        started.load(Ordering::SeqCst)
+    });
+    let froze = Arc::new(Mutex::new(None));
+    let thawed = Arc::new(Mutex::new(None));
+    let freezer_thread = {
+        let froze = froze.clone();
+        std::thread::spawn(move || {
+            let r = freezer::freeze(FREEZE).map(freezer::FreezeGuard::keep);
+            *froze.lock().unwrap() = Some(r.is_ok());
+        })
+    };
+    wait_briefly_until("the freeze is pending", BRIEF, freezer::freezing);
+    let thawer = {
+        let thawed = thawed.clone();
+        std::thread::spawn(move || {
+            let r = freezer::thaw();
+            *thawed.lock().unwrap() = Some(r.is_ok());
+        })
+    };
+    std::thread::sleep(SHORT); // negative check: neither may return yet
+    let early = (*froze.lock().unwrap(), *thawed.lock().unwrap());
+    assert_eq!(
+        early,
+        (None, None),
+        "(freeze, thaw) returned while the freeze was pending"
+    );
+    go.store(true, Ordering::SeqCst);
+    freezer_thread.join().unwrap();
+    thawer.join().unwrap();
+    assert_eq!(
+        *froze.lock().unwrap(),
+        Some(true),
+        "the pending freeze completed"
+    );
+    assert_eq!(
+        *thawed.lock().unwrap(),
+        Some(true),
+        "then the thaw ended it"
+    );
+    assert!(!freezer::freezing());
+    k.stop()?;
+    Ok(())
+}
