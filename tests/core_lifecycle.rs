@@ -1101,3 +1101,34 @@ fn park_after_exit_is_error() -> Res {
     assert_eq!(k.stop()?, 1);
     Ok(())
 }
+
+#[test]
+fn a_plain_thread_sleeping_in_schedule_is_woken_through_its_task() {
+    let _w = watchdog("a_plain_thread_sleeping_in_schedule", WATCHDOG);
+    let flag = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sleeper = {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            // Not a kthread: Task::current() gives it a task others can wake.
+            tx.send(kthread::Task::current()).unwrap();
+            let mut rounds = 0u32;
+            loop {
+                kthread::set_current_state(TaskState::Interruptible);
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                kthread::schedule();
+                rounds += 1;
+            }
+            kthread::set_current_state(TaskState::Running);
+            rounds
+        })
+    };
+    let task = rx.recv_timeout(WATCHDOG).expect("the thread's task");
+    assert!(kthread::current().is_none(), "main is not a kthread either");
+    flag.store(true, Ordering::SeqCst);
+    task.wake_up();
+    let rounds = sleeper.join().expect("woken and returned");
+    assert!(rounds <= 1, "one wake ends the sleep (rounds: {rounds})");
+}
