@@ -409,6 +409,33 @@ fn loom_worker_flush_vs_queue() {
     });
 }
 
+/// The lock-free wake of an idle worker against the worker's exit: a
+/// producer that read the task pointer finishes with the task before the
+/// worker thread leaves, so the task is never touched after it is freed
+/// (the model "frees" it right after the thread has been joined).
+#[test]
+fn loom_lock_free_wake_vs_worker_exit() {
+    model("loom_lock_free_wake_vs_worker_exit", || {
+        let w = Arc::new(RawWorker::new(0));
+        let item = Arc::new(Counted {
+            work: RawWork::new(Some(count_fn)),
+            runs: AtomicUsize::new(0),
+        });
+        let (t, h) = start_worker(&w);
+        let producer = {
+            let (w, item) = (w.clone(), item.clone());
+            // SAFETY: the item and worker outlive the model's threads.
+            thread::spawn(move || unsafe { raw::queue(&w, &item.work) })
+        };
+        stop_worker(t.clone(), h);
+        t.inner().model_free();
+        assert!(
+            producer.join().unwrap(),
+            "first queue of an idle item succeeds"
+        );
+    });
+}
+
 /// Delayed work: arm, re-arm to now, cancel. It runs at most once, and not
 /// after a cancel that found it pending.
 #[test]

@@ -668,7 +668,11 @@ void kthread_init_delayed_work(struct kthread_delayed_work *dwork,
 /*
  * Queue `work`: true if queued, false if it was already pending (the
  * request then coalesces with the pending one), is being cancelled, or is
- * busy on another worker. Never blocks, allocates nothing.
+ * busy on another worker. Never blocks, allocates nothing, and is
+ * async-signal-safe (callable from a signal handler, as the kernel's is from
+ * an interrupt): no lock unless `work` last ran on another worker, whose
+ * lock the move takes. kthread_queue_delayed_work() with a non-zero delay
+ * takes the worker lock and is not.
  */
 bool kthread_queue_work(struct kthread_worker *worker,
 			struct kthread_work *work);

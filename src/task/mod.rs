@@ -165,7 +165,21 @@ pub(crate) struct TaskInner {
     bind: Mutex<Option<CpuSet>>,
     /// What kthreadd could not reset in this thread's environment.
     env_notes: Mutex<Vec<String>>,
+    /// Models only: the task's memory, "freed" by a model when no one may
+    /// touch the task any more; a lock-free waker reads it, so loom reports
+    /// a wake that is not ordered before the free.
+    #[cfg(kthread_loom)]
+    freed: ModelCell,
 }
+
+/// Models only: a loom cell shared between the model's threads.
+#[cfg(kthread_loom)]
+struct ModelCell(crate::sync::UnsafeCell<bool>);
+
+// SAFETY: loom tracks every access to the cell and reports the unordered
+// ones, which is the cell's purpose.
+#[cfg(kthread_loom)]
+unsafe impl Sync for ModelCell {}
 
 /// A cheap, shareable reference to a kthread's shared state (its `task_struct`).
 ///
@@ -225,6 +239,8 @@ impl Task {
             exited: Completion::new(),
             bind: Mutex::new(None),
             env_notes: Mutex::new(Vec::new()),
+            #[cfg(kthread_loom)]
+            freed: ModelCell(crate::sync::UnsafeCell::new(false)),
         }))
     }
 
@@ -552,6 +568,23 @@ impl TaskInner {
     pub(crate) fn wake_up(&self) -> bool {
         self.flags.mark_woken();
         self.wake_state(WAKE_NORMAL)
+    }
+
+    /// Models only: a use of the task's memory by a thread that holds no
+    /// reference (see `freed`).
+    #[cfg(kthread_loom)]
+    pub(crate) fn model_use(&self) {
+        // SAFETY: a loom cell; loom checks the access itself.
+        self.freed
+            .0
+            .with(|p| assert!(!unsafe { *p }, "task used after it was freed"));
+    }
+
+    /// Models only: the task's memory is freed now (see `freed`).
+    #[cfg(all(kthread_loom, test))]
+    pub(crate) fn model_free(&self) {
+        // SAFETY: a loom cell; loom checks the access itself.
+        self.freed.0.with_mut(|p| unsafe { *p = true });
     }
 
     /// The flags word.

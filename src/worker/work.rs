@@ -3,35 +3,42 @@
 
 use super::raw::{self, Claim, Hook, Locked, RawDelayedWork, RawWork, RawWorker, WorkFn};
 use crate::error::{panic_message, Error};
-use crate::sync::{lock, yield_now, DynArc, Mutex, MutexGuard};
+use crate::sync::{lock, yield_now, AtomicPtr, DynArc, Mutex, MutexGuard, Ordering};
 use crate::task;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Keeps a work item's current owner alive, for `flush` and `cancel_sync`.
 ///
-/// Invariant: `arc` holds the worker named in the item's state word. The
-/// owner changes only inside a claim, and the raw layer calls back right
-/// after such a claim, before the item is pushed (so before it can move
-/// again); `arc` is re-pointed there. A queue to the same owner (the common
-/// case) takes no lock.
+/// Invariant: `owner` holds one strong count of the worker named in the
+/// item's state word (null until the first queue). The owner changes only
+/// inside a claim, and the raw layer calls back right after such a claim,
+/// before the item is pushed (so before it can move again); `owner` is set
+/// there. The first queue stores it with no lock (it is the only claim that
+/// ever finds no owner, and nothing can move the item before its push), so
+/// a queue takes no lock unless it moves the item: `queue` stays
+/// async-signal-safe. A move swaps it under `moving`, which the readers
+/// that take a count of it hold too, so no reader clones a count being
+/// dropped.
 struct Keep {
-    arc: Mutex<Option<DynArc<RawWorker>>>,
+    owner: AtomicPtr<RawWorker>,
+    moving: Mutex<()>,
 }
 
 impl Keep {
     fn new() -> Keep {
         Keep {
-            arc: Mutex::new(None),
+            owner: AtomicPtr::new(std::ptr::null_mut()),
+            moving: Mutex::new(()),
         }
     }
 
     /// Runs a raw claim by `core`. First without allowing a move (the
     /// common case: first queue, or the same owner again; no lock); if the
-    /// item sits idle on another worker, again with `arc` locked, so the old
-    /// owner the claim locks stays alive through the move, and with `arc`
-    /// re-pointed to `core` from inside the claim. The old owner's `Arc` is
-    /// dropped only after the raw call has released that owner's lock.
+    /// item sits idle on another worker, again with `moving` held, so the
+    /// old owner the claim locks stays alive through the move, and with
+    /// `owner` swapped to `core` from inside the claim. The old owner's
+    /// count is dropped only after the raw call has released its lock.
     ///
     /// `op` has one call site (the loop), so it is inlined into the queue
     /// path; with two call sites it became an out-of-line call that cost
@@ -42,39 +49,72 @@ impl Keep {
         core: &DynArc<RawWorker>,
         op: impl Fn(&mut Hook<'_>) -> Result<R, Claim>,
     ) -> Result<R, Claim> {
-        // The locked `arc` of the second attempt, and the owner it replaced.
-        let mut moving: Option<MutexGuard<'_, Option<DynArc<RawWorker>>>> = None;
-        let mut old = None;
+        // `moving` held for the second attempt, and the owner it replaced.
+        let mut moving: Option<MutexGuard<'_, ()>> = None;
+        let mut old: *mut RawWorker = std::ptr::null_mut();
         loop {
             let may_move = moving.is_some();
-            let mut moved = || match moving.as_mut() {
-                None => *lock(&self.arc) = Some(core.clone()),
-                Some(arc) => old = arc.replace(core.clone()),
+            let mut moved = || {
+                let new = DynArc::into_raw(core.clone()).cast_mut();
+                if may_move {
+                    old = self.owner.swap(new, Ordering::AcqRel);
+                } else {
+                    // The first queue: no owner before, no reader to exclude.
+                    self.owner.store(new, Ordering::Release);
+                }
             };
             let r = op(&mut Hook {
                 moved: &mut moved,
                 may_move,
             });
             if !may_move && matches!(r, Err(Claim::WouldMove)) {
-                moving = Some(lock(&self.arc));
+                moving = Some(lock(&self.moving));
                 continue;
             }
             drop(moving);
-            drop(old);
+            if !old.is_null() {
+                // SAFETY: `old` is the count `owner` held, handed to us by the swap.
+                drop(unsafe { DynArc::from_raw(old) });
+            }
             return r;
         }
+    }
+
+    /// A count of the current owner; `None` if the item was never queued.
+    fn owner(&self) -> Option<DynArc<RawWorker>> {
+        let _g = lock(&self.moving);
+        let p = self.owner.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `owner` holds a count of `p`, and only a move, which
+        // holds `moving` as we do, gives that count away.
+        Some(unsafe {
+            DynArc::increment_strong_count(p);
+            DynArc::from_raw(p)
+        })
     }
 
     /// Runs `op` with the item's owner locked (the guard passes the lock)
     /// and alive; `None` if the item was never queued.
     fn with_owner<R>(&self, raw: &RawWork, op: impl Fn(Locked<'_>) -> R) -> Option<R> {
         loop {
-            let owner = lock(&self.arc).clone()?;
+            let owner = self.owner()?;
             if let Some(l) = owner.lock_if_owner(raw) {
                 return Some(op(l));
             }
-            // A claimer moved the item and is re-pointing `arc` right now.
+            // A claimer moved the item and is setting `owner` right now.
             yield_now();
+        }
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let p = self.owner.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: the count `owner` held; nothing else can reach it now.
+            drop(unsafe { DynArc::from_raw(p) });
         }
     }
 }

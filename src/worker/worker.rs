@@ -206,6 +206,13 @@ impl Worker {
     /// the pending one), being cancelled, or pending or running on another
     /// worker. Allocates nothing; wakes the worker only if it is idle.
     ///
+    /// # Signal handlers
+    /// Async-signal-safe (the kernel queues from interrupts; this is the
+    /// user-space analogue): it takes no lock, only atomics and a futex
+    /// wake, unless `work` last ran on *another* worker, whose lock a move
+    /// takes (keep an item on one worker if a handler queues it). Tracing
+    /// (the `tracing` feature) is not async-signal-safe.
+    ///
     /// ```
     /// let w = kthread::Worker::new("q")?;
     /// let (tx, rx) = std::sync::mpsc::channel();

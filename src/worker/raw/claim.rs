@@ -124,7 +124,9 @@ impl RawWork {
 ///
 /// Returns `false` if it was already pending (anywhere), being cancelled, or
 /// running on another worker. Allocates nothing; wakes the worker only if
-/// it is idle.
+/// it is idle. Async-signal-safe: no lock (only atomics and a futex wake)
+/// unless the item moves from another worker, which takes that worker's
+/// lock (see `docs/design.md`, "Async-signal-safe calls").
 ///
 /// # Safety
 /// `work` must stay valid and unmoved until it has run or been cancelled,

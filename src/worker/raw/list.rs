@@ -13,6 +13,7 @@
 
 use super::{RawDelayedWork, RawWork, RawWorker, PENDING};
 use crate::sync::{Ordering, UnsafeCell};
+use crate::sys::futex;
 use crate::sys::time::Deadline;
 use crate::task::Task;
 use std::ptr;
@@ -24,6 +25,11 @@ pub(super) const WHERE_TIMER: u32 = 2;
 
 /// The `incoming` marker of a sleeping worker.
 pub(super) const IDLE: *mut RawWork = 1 as *mut RawWork;
+
+/// In `RawWorker::wakers`: the thread has detached (or is detaching);
+/// wakers that count in after it leave the task pointer alone. The other
+/// bits count the wakers using the pointer now.
+const DETACHED: u32 = 1 << 31;
 
 /// A cell guarded by a worker's lock: its accessors need the [`Locked`] guard.
 ///
@@ -144,16 +150,32 @@ impl RawWorker {
         }
     }
 
-    /// Wakes the worker's thread (it published `IDLE`). The task is pinned
-    /// with a reference under the lock and woken after unlocking, so a
-    /// worker woken on this CPU does not run straight into our lock.
+    /// Wakes the worker's thread (it published `IDLE`), taking no lock, so
+    /// a queue from a signal handler cannot deadlock with the thread it
+    /// interrupted (which may hold this worker's lock).
+    ///
+    /// `wakers` counts us in while we use the task pointer. Every access to
+    /// it is an RMW, so they are totally ordered: if our count came before
+    /// the detaching thread's `DETACHED` mark, that thread waits for us to
+    /// count out before it leaves (so the task we wake is alive); if after,
+    /// we see the mark and leave the pointer alone.
     #[inline]
     fn wake_idle(&self) {
-        let l = self.lock();
-        let task = l.task();
-        drop(l);
-        if let Some(t) = task {
-            t.wake_up();
+        // Acquire: a later attach's pointer is seen with its clear of the mark.
+        if self.wakers.fetch_add(1, Ordering::Acquire) & DETACHED == 0 {
+            let t = self.task.load(Ordering::Acquire);
+            // SAFETY: a non-null `task` is the attached thread's live task,
+            // and it stays so until we count out (`Locked::detach` waits).
+            if let Some(t) = unsafe { t.as_ref() } {
+                t.wake_up();
+                #[cfg(kthread_loom)]
+                t.model_use();
+            }
+        }
+        // Release: our use of the task happens before the detacher's return.
+        if self.wakers.fetch_sub(1, Ordering::Release) == DETACHED | 1 {
+            // The last waker out of a detaching worker: it may sleep on the count.
+            futex::wake(&self.wakers, 1);
         }
     }
 }
@@ -165,16 +187,6 @@ impl<'a> Locked<'a> {
         self.w
     }
 
-    /// A reference to the attached thread's task, if any.
-    #[inline]
-    fn task(&self) -> Option<Task> {
-        let t = self.w.task.load(Ordering::Acquire);
-        // SAFETY: a non-null task pointer is valid while the lock is held
-        // (`worker_fn` clears it under the lock before its thread leaves),
-        // and it is `as_ptr` of a live task: `from_ptr`'s contract.
-        (!t.is_null()).then(|| unsafe { Task::from_ptr(t.cast()) })
-    }
-
     /// Attaches the calling thread's task; `false` if another thread serves the worker.
     pub(super) fn attach(&self, task: &Task) -> bool {
         // Only the lock holder writes `task`, so a load and a store suffice;
@@ -183,13 +195,27 @@ impl<'a> Locked<'a> {
             return false;
         }
         let p = task.inner() as *const _ as *mut _;
+        // Release: a waker whose count sees the mark cleared sees no older
+        // (freed) task pointer (pairs with `wake_idle`'s Acquire).
+        self.w.wakers.fetch_and(!DETACHED, Ordering::Release);
         self.w.task.store(p, Ordering::Release);
         true
     }
 
-    /// Detaches the thread (under the lock, so wakers stop using the pointer).
+    /// Detaches the thread: clears the task pointer (under the lock, for
+    /// `kick`), marks the worker `DETACHED`, and waits until the lock-free
+    /// wakers that counted in before the mark have counted out
+    /// (`RawWorker::wake_idle`): a few instructions of a producer that may
+    /// have read the pointer just before it was cleared.
     pub(super) fn detach(&self) {
-        self.w.task.store(ptr::null_mut(), Ordering::Release);
+        let w = self.w;
+        w.task.store(ptr::null_mut(), Ordering::Release);
+        // Acquire: the wakers' uses of the task happen before we go on.
+        let mut v = w.wakers.fetch_or(DETACHED, Ordering::Acquire) | DETACHED;
+        while v != DETACHED {
+            futex::wait(&w.wakers, v, None);
+            v = w.wakers.load(Ordering::Acquire);
+        }
     }
 
     /// The work being run now (null if none).

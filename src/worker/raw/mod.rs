@@ -123,8 +123,9 @@ pub struct RawDelayedWork {
 /// * Every node on `incoming`, the list and the timer list is a live,
 ///   claimed work whose owner is this worker.
 /// * `task` is null or points at the live task of the one thread running
-///   [`worker_fn`] on this worker; that thread clears it under the lock
-///   before it leaves the loop.
+///   [`worker_fn`] on this worker; that thread clears it under the lock,
+///   then waits until no producer is between reading it and waking it
+///   (`wakers`), before it leaves the loop.
 /// * The `Guarded` fields are touched only through [`Locked`].
 #[repr(C, align(64))]
 #[derive(Debug)]
@@ -134,6 +135,10 @@ pub struct RawWorker {
     incoming: CacheLine<AtomicPtr<RawWork>>,
     lock: RawLock,
     flags: AtomicU32,
+    /// Producers waking the idle worker right now (`list::Wakers`): the
+    /// thread waits for them to finish before it detaches, so a lock-free
+    /// wake never touches a task that has gone.
+    wakers: AtomicU32,
     task: AtomicPtr<TaskInner>,
     head: Guarded<*mut RawWork>,
     tail: Guarded<*mut RawWork>,
@@ -296,6 +301,7 @@ impl RawWorker {
                 incoming: CacheLine(AtomicPtr::new(ptr::null_mut())),
                 lock: RawLock::new(),
                 flags: AtomicU32::new(flags),
+                wakers: AtomicU32::new(0),
                 task: AtomicPtr::new(ptr::null_mut()),
                 head: Guarded::new(ptr::null_mut()),
                 tail: Guarded::new(ptr::null_mut()),
