@@ -16,7 +16,8 @@
 //! an RMW on every freezable task's state word, so none can miss it.
 
 use crate::kthread::{current, should_stop};
-use crate::sync::{lock_static, StaticMutex};
+use crate::sync::{lock_static, Ordering, StaticAtomicU64, StaticMutex};
+use crate::sys::fork::PerProcess;
 use crate::sys::time::Deadline;
 use crate::task::{self, flags, freeze, list, Task};
 use std::fmt;
@@ -162,7 +163,7 @@ impl Drop for FreezeGuard {
     /// freeze alone.
     fn drop(&mut self) {
         if let Some(g) = self.generation {
-            let mut st = lock_static(&STATE);
+            let mut st = lock_static(STATE.get());
             if st.active == Some(g) {
                 st.active = None;
                 thaw_tasks();
@@ -177,13 +178,16 @@ impl Drop for FreezeGuard {
 struct State {
     /// The generation of the freeze in force, if any.
     active: Option<u64>,
-    next: u64,
 }
 
-static STATE: StaticMutex<State> = StaticMutex::new(State {
-    active: None,
-    next: 0,
-});
+/// Per process: a `fork()` child starts thawed, and its freezes are its own
+/// (a freeze in progress in the parent may hold the parent's lock).
+static STATE: PerProcess<StaticMutex<State>> =
+    PerProcess::new(|| StaticMutex::new(State { active: None }));
+
+/// The next freeze generation. Process-wide and inherited, so a guard a
+/// child inherited from its parent never matches a freeze of the child's.
+static NEXT_GENERATION: StaticAtomicU64 = StaticAtomicU64::new(0);
 
 /// A task that runs nothing: frozen, parked, exited, or never woken.
 fn quiescent(t: &Task) -> bool {
@@ -219,7 +223,7 @@ fn quiescent(t: &Task) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
-    let mut st = lock_static(&STATE);
+    let mut st = lock_static(STATE.get());
     if st.active.is_some() || freeze::set_freezing(true) {
         return Err(FreezeError::AlreadyFrozen);
     }
@@ -234,8 +238,7 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             .collect();
         if pending.is_empty() {
             crate::trace::global!(DEBUG, "freeze_done", tasks = 0);
-            let generation = st.next;
-            st.next += 1;
+            let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
             st.active = Some(generation);
             return Ok(FreezeGuard {
                 generation: Some(generation),
@@ -270,7 +273,7 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
 /// assert!(matches!(freezer::thaw(), Err(FreezeError::NotFrozen)));
 /// ```
 pub fn thaw() -> Result<(), FreezeError> {
-    let mut st = lock_static(&STATE);
+    let mut st = lock_static(STATE.get());
     if st.active.take().is_none() {
         return Err(FreezeError::NotFrozen);
     }

@@ -12,6 +12,7 @@
 use crate::completion::Completion;
 use crate::error::Error;
 use crate::sync::{lock, lock_static, Arc, AtomicU32, Mutex, OnceLock, Ordering, StaticMutex};
+use crate::sys::fork::PerProcess;
 use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread, topology};
 use crate::task::{self, flags, list, Task, TaskInit};
 use std::ffi::CString;
@@ -66,8 +67,19 @@ struct Kthreadd {
     requests: StaticMutex<Vec<Request>>,
 }
 
-static KTHREADD: OnceLock<Arc<Kthreadd>> = OnceLock::new();
-static START: StaticMutex<()> = StaticMutex::new(());
+/// kthreadd of this process, and the lock that serialises its start.
+struct Spawner {
+    kthreadd: OnceLock<Arc<Kthreadd>>,
+    start: StaticMutex<()>,
+}
+
+/// Per process: a `fork()` child starts its own kthreadd on first use (the
+/// parent's thread does not exist there, and its request list may have
+/// been locked by a thread that does not either).
+static SPAWNER: PerProcess<Spawner> = PerProcess::new(|| Spawner {
+    kthreadd: OnceLock::new(),
+    start: StaticMutex::new(()),
+});
 
 /// Starts kthreadd if it is not running yet and returns its task.
 ///
@@ -85,11 +97,12 @@ pub fn start() -> Result<Task, Error> {
 }
 
 fn get() -> Result<&'static Arc<Kthreadd>, Error> {
-    if let Some(k) = KTHREADD.get() {
+    let spawner = SPAWNER.get();
+    if let Some(k) = spawner.kthreadd.get() {
         return Ok(k);
     }
-    let _g = lock_static(&START);
-    if let Some(k) = KTHREADD.get() {
+    let _g = lock_static(&spawner.start);
+    if let Some(k) = spawner.kthreadd.get() {
         return Ok(k);
     }
     let task = Task::new(TaskInit {
@@ -119,8 +132,8 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
     if let Some(e) = lock(&reply.error).take() {
         return Err(e);
     }
-    let _ = KTHREADD.set(k);
-    Ok(KTHREADD.get().expect("just set"))
+    let _ = spawner.kthreadd.set(k);
+    Ok(spawner.kthreadd.get().expect("just set"))
 }
 
 /// Resets the calling thread to the clean environment of SPEC §2; failures

@@ -30,6 +30,9 @@ pub(crate) use loom::sync::atomic::{
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
+/// The atomic of a process-wide `static` no model touches (the freezer's
+/// generation counter), `std`'s for the same reason as [`StaticMutex`].
+pub(crate) use std::sync::atomic::AtomicU64 as StaticAtomicU64;
 pub(crate) use std::sync::atomic::Ordering;
 /// Atomics of process-wide `static`s that no model touches (the test-only
 /// fault-injection switches), `std`'s for the same reason as [`StaticMutex`].

@@ -6,6 +6,7 @@
 
 use std::io;
 
+pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod mempolicy;
 pub(crate) mod procfs;

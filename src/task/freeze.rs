@@ -17,13 +17,16 @@ struct System {
     seq: AtomicU32,
 }
 
+/// Per process: a `fork()` child of a frozen process starts thawed (the
+/// freeze was the parent's, over the parent's kthreads).
 #[cfg(not(kthread_loom))]
 fn system() -> &'static System {
-    static SYSTEM: System = System {
-        freezing: AtomicBool::new(false),
-        seq: AtomicU32::new(0),
-    };
-    &SYSTEM
+    static SYSTEM: crate::sys::fork::PerProcess<System> =
+        crate::sys::fork::PerProcess::new(|| System {
+            freezing: AtomicBool::new(false),
+            seq: AtomicU32::new(0),
+        });
+    SYSTEM.get()
 }
 
 #[cfg(kthread_loom)]

@@ -285,11 +285,19 @@ impl<R: RawItem> Item<R, dyn Fn() + Send + Sync> {
 /// alive until it has run or been cancelled.
 ///
 /// ```
+/// use std::sync::Arc;
 /// let w = kthread::Worker::new("w")?;
+/// let gate = Arc::new(kthread::Completion::new());
+/// let g = gate.clone();
+/// let blocker = kthread::Work::new(move || g.wait()); // holds the worker
 /// let job = kthread::Work::new(|| ());
 /// let same = job.clone();
+/// assert!(w.queue(&blocker));
 /// assert!(w.queue(&job));
-/// assert!(!w.queue(&same) || !same.is_pending()); // pending at most once
+/// assert!(!w.queue(&same)); // the same item: pending at most once
+/// gate.complete();
+/// w.flush()?;
+/// assert!(!same.is_pending());
 /// # Ok::<(), kthread::Error>(())
 /// ```
 #[derive(Clone)]
