@@ -303,6 +303,11 @@ fn park_freeze() {
 }
 
 #[test]
+fn signal_queue() {
+    run_program("signal_queue.c", Lang::C);
+}
+
+#[test]
 fn bad_pointers() {
     run_program("bad_pointers.c", Lang::C);
 }
