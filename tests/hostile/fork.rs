@@ -114,7 +114,6 @@ fn fork_child() -> libc::pid_t {
 }
 
 #[test]
-#[ignore = "needs fork handling: the child starts with no kthreads and a fresh kthreadd (issue 12, defect 6)"]
 fn fork_at_random_moments_leaves_a_working_library_in_the_child() {
     const TEST: &str = "fork::fork_at_random_moments_leaves_a_working_library_in_the_child";
     let _w = watchdog(TEST, LIMIT);

@@ -48,7 +48,6 @@ extern "C" fn on_signal(_sig: libc::c_int) {
 }
 
 #[test]
-#[ignore = "needs an async-signal-safe queue (no lock on the queue path), issue 12 defect 7"]
 fn queue_from_a_signal_storm_never_deadlocks_and_loses_nothing() {
     const TEST: &str = "signals::queue_from_a_signal_storm_never_deadlocks_and_loses_nothing";
     let _w = watchdog(TEST, LIMIT);
