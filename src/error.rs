@@ -188,10 +188,26 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 /// Drops `v`, catching a panic in its `Drop`: the library drops values the
 /// user made (a closure and its captures) on its own threads and across
 /// `extern "C"` hooks, where an unwinding panic would abort the process or
-/// kill a library thread. The panic hook has already reported the panic;
-/// the payload is returned for the caller to count.
-pub(crate) fn drop_catching<T>(v: T) -> Result<(), Box<dyn Any + Send>> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v)))
+/// kill a library thread. The panic hook has already reported the panic.
+/// Returns whether one was caught; its payload is dropped the same way.
+pub(crate) fn drop_catching<T>(v: T) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v))) {
+        Ok(()) => false,
+        Err(p) => {
+            drop_payload(p);
+            true
+        }
+    }
+}
+
+/// Drops a caught panic's payload, catching a panic in *its* `Drop` (a
+/// `panic_any` value may panic when dropped, and so may that panic's
+/// payload): each round drops the payload of the previous one.
+pub(crate) fn drop_payload(p: Box<dyn Any + Send>) {
+    let mut p = p;
+    while let Err(next) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p))) {
+        p = next;
+    }
 }
 
 /// Reports a broken invariant and aborts: used only where continuing would

@@ -206,7 +206,7 @@ fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
 fn spawn_one(req: Request) {
     #[cfg(feature = "fault-injection")]
     if let Err(e) = sys::fault::check(sys::fault::Point::Spawn) {
-        let _ = crate::error::drop_catching(req.main);
+        crate::error::drop_catching(req.main);
         *lock(&req.reply.error) = Some(Error::Os(e));
         req.reply.answer(2);
         return;

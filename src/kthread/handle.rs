@@ -2,7 +2,7 @@
 
 use super::is_current;
 use super::lifecycle::{request_stop, Packet};
-use crate::error::{fatal, Error, StopError};
+use crate::error::{drop_catching, fatal, Error, StopError};
 use crate::sync::Arc;
 use crate::sys::sched::{self, CpuSet};
 use crate::sys::thread::RawThread;
@@ -275,7 +275,10 @@ impl<T> Kthread<T> {
 impl<T> Drop for Kthread<T> {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            let _ = self.stop_inner();
+            // Nobody collects the result: dropped here, a panic in its
+            // `Drop` caught (it may run during an unwind, which a second
+            // panic would turn into an abort).
+            drop_catching(self.stop_inner());
         }
     }
 }

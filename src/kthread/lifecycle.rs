@@ -50,7 +50,7 @@ pub(crate) fn thread_main<F, T>(
     if let Err(e) = kthreadd::clean_env(&task, &affinity, task.name()) {
         // Creation failed: the creator joins us; `f` is dropped here, once
         // (a panic in its drop must not escape the thread's main).
-        let _ = drop_catching(f);
+        drop_catching(f);
         task::clear_current();
         reply.thread_answer(Err(e));
         return;
@@ -78,11 +78,17 @@ pub(crate) fn thread_main<F, T>(
     } else {
         // Never woken: `f` never runs. A panic in its drop is the user's
         // value's, reported by the panic hook; the answer stays NotStarted.
-        let _ = drop_catching(f);
+        drop_catching(f);
         Err(StopError::NotStarted)
     };
     packet.set(result);
     exit(&task);
+    // The last references may be ours (a detached or dropped handle): the
+    // packet then drops the result or a panic's payload, the task its
+    // `data`, all the user's values whose `Drop` may panic. Caught here, as
+    // every value the library drops for the user is.
+    drop_catching(packet);
+    drop_catching(task);
 }
 
 /// The end of a kthread: the order matters (design.md, "exit").

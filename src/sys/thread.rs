@@ -25,7 +25,8 @@ extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
     let main = unsafe { Box::from_raw(arg.cast::<Main>()) };
     // The thread main catches the user's panics itself; a panic escaping here
     // would be a bug in this crate, and unwinding into C is undefined.
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)).is_err() {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)) {
+        crate::error::drop_payload(p);
         crate::error::fatal("kthread: internal panic escaped a thread main");
     }
     std::ptr::null_mut()
@@ -53,7 +54,7 @@ pub(crate) fn spawn(stack_size: usize, main: Main) -> io::Result<RawThread> {
         libc::pthread_attr_destroy(&mut attr);
         if ret != 0 {
             // The user's closure is inside: its drop may panic (caught).
-            let _ = crate::error::drop_catching(Box::from_raw(arg));
+            crate::error::drop_catching(Box::from_raw(arg));
             return Err(io::Error::from_raw_os_error(ret));
         }
         Ok(RawThread(native))

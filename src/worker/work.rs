@@ -2,7 +2,7 @@
 //! the raw `RawWork` / `RawDelayedWork`, shared by both.
 
 use super::raw::{self, Claim, Hook, Locked, RawDelayedWork, RawWork, RawWorker, WorkFn};
-use crate::error::{panic_message, Error};
+use crate::error::{drop_payload, panic_message, Error};
 use crate::sync::{lock, yield_now, AtomicPtr, DynArc, Mutex, MutexGuard, Ordering};
 use crate::task;
 use std::fmt;
@@ -163,6 +163,8 @@ fn run_caught(raw: &RawWork, f: &dyn Fn()) {
         // SAFETY: the owner runs this item right now, so it exists.
         let owner = unsafe { raw.owner().as_ref() };
         note_panic(owner, raw as *const RawWork as usize, &*p);
+        // A `panic_any` payload may panic when dropped: not across `extern "C"`.
+        drop_payload(p);
     }
 }
 
@@ -192,6 +194,7 @@ unsafe extern "C" fn release<R: RawItem, F: Fn() + Send + Sync>(w: *mut RawWork)
         // worker itself, or the canceller's locked-then-released owner, which
         // the safe layer's `Keep` holds alive for the caller.
         note_panic(unsafe { owner.as_ref() }, w as usize, &*p);
+        drop_payload(p);
     }
 }
 

@@ -212,11 +212,10 @@ fn work_closures(seed: u64) {
     still_works();
 }
 
-// Aborts today: the worker drops a caught panic's payload inside its
-// `extern "C"` hook, and a payload whose `Drop` panics ends the process
-// with "panic in a function that cannot unwind".
+// The worker drops a caught panic's payload inside its `extern "C"` hook;
+// a payload whose `Drop` panics ended the process there ("panic in a
+// function that cannot unwind") before that drop was caught too.
 #[test]
-#[ignore = "library defect: a work panic whose payload's Drop panics aborts the process"]
 fn panicking_payload_drop_of_a_work_panic() {
     in_child(
         "drops::panicking_payload_drop_of_a_work_panic",
@@ -240,12 +239,11 @@ fn panicking_payload_drop_of_a_work_panic() {
     );
 }
 
-// Aborts today with "kthread: internal panic escaped a thread main": one
-// of the values below (a detached kthread's result or panic payload, or
-// the task's data) is dropped by the library on the kthread outside its
-// catch.
+// Values the library drops for the user on the kthread itself (a detached
+// kthread's result or panic payload, the task's data with its last
+// reference) once aborted with "kthread: internal panic escaped a thread
+// main"; each is now dropped under a catch.
 #[test]
-#[ignore = "library defect: a panicking Drop of a kthread's result, payload or data aborts"]
 fn panicking_drops_of_kthread_closures_results_and_data() {
     in_child(
         "drops::panicking_drops_of_kthread_closures_results_and_data",
