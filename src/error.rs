@@ -31,7 +31,8 @@ pub enum Error {
     AlreadyStarted,
     /// The kthread is already parked or being parked.
     AlreadyParked,
-    /// The kthread's function has returned; it can no longer be parked.
+    /// The kthread's function has returned, or a stop was requested: it
+    /// can no longer be parked.
     Exited,
     /// The call would wait for the calling thread itself.
     WouldDeadlock,
@@ -75,7 +76,7 @@ impl fmt::Display for Error {
             Error::InvalidStackSize(s) => write!(f, "invalid stack size {s}"),
             Error::AlreadyStarted => f.write_str("kthread was already woken"),
             Error::AlreadyParked => f.write_str("kthread is already parked or being parked"),
-            Error::Exited => f.write_str("kthread has exited"),
+            Error::Exited => f.write_str("kthread has exited or is being stopped"),
             Error::WouldDeadlock => f.write_str("call would wait for the calling thread itself"),
             Error::EmptyCpuMask => f.write_str("the CPU mask is empty"),
             Error::Os(e) => write!(f, "OS call failed: {e}"),

@@ -233,7 +233,7 @@ impl<T> Kthread<T> {
     ///
     /// A kthread never woken may be parked: that counts as its first wake,
     /// and it parks before its function runs. Errors: [`Error::AlreadyParked`]
-    /// if it is parked or being parked, [`Error::Exited`] if it has returned.
+    /// if it is parked or being parked, [`Error::Exited`] if it has returned or is being stopped.
     /// The thread must call [`should_park`]/[`parkme`] in its loop (as in the kernel).
     ///
     /// ```

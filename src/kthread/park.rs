@@ -16,7 +16,8 @@ impl Task {
     /// holds only the task (the C ABI's `struct task_struct *`). A task
     /// never woken may be parked: that counts as its first wake, and it
     /// parks before its function runs. Errors: [`Error::AlreadyParked`],
-    /// [`Error::Exited`].
+    /// [`Error::Exited`] if it has returned or a stop has been requested (a
+    /// park after the stop's unpark would hold the stopping thread for ever).
     ///
     /// ```
     /// let k = kthread::create("p", || ())?;
@@ -29,7 +30,7 @@ impl Task {
     pub fn park(&self) -> Result<(), Error> {
         let own = is_current(self);
         if let Err(f) = self.flags().claim_park(own) {
-            return Err(if f & flags::EXITED != 0 {
+            return Err(if f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
                 Error::Exited
             } else {
                 Error::AlreadyParked

@@ -29,7 +29,7 @@
 //! |---|---|---|---|
 //! | [`mark_woken`](Flags::mark_woken) | any waker | no `WOKEN`, no `SHOULD_STOP` | `+WOKEN` |
 //! | [`request_stop`](Flags::request_stop) | stopper | — | `+SHOULD_STOP` |
-//! | [`claim_park`](Flags::claim_park) | parker | no `SHOULD_PARK`, no `EXITED` | `+SHOULD_PARK`, `+WOKEN` unless stopping, `+SELF_PARK` if the thread itself |
+//! | [`claim_park`](Flags::claim_park) | parker | no `SHOULD_PARK`, no `SHOULD_STOP`, no `EXITED` | `+SHOULD_PARK`, `+WOKEN`, `+SELF_PARK` if the thread itself |
 //! | [`ack_park`](Flags::ack_park) | the thread, in `parkme` | `SHOULD_PARK`, no `IS_PARKED` | `+IS_PARKED` |
 //! | [`clear_park`](Flags::clear_park) | unparker, stopper | — | `-SHOULD_PARK -IS_PARKED -SELF_PARK` |
 //! | [`mark_exited`](Flags::mark_exited) | the thread, at exit | — | `+EXITED -SHOULD_PARK` |
@@ -145,18 +145,17 @@ impl Flags {
     }
 
     /// Claims a park for one parker (`self_park`: the thread itself).
-    /// Parking a never-woken thread counts as its first wake, unless a stop
-    /// came first. `Err` carries the word that refused the claim.
+    /// Parking a never-woken thread counts as its first wake. Refused once
+    /// a stop is requested: the stop unparks once, right after it sets
+    /// `SHOULD_STOP`, so a park claimed later would park the stopping
+    /// thread for ever. `Err` carries the word that refused the claim.
     pub(crate) fn claim_park(&self, self_park: bool) -> Result<u32, u32> {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
-                if f & (SHOULD_PARK | EXITED) != 0 {
+                if f & (SHOULD_PARK | SHOULD_STOP | EXITED) != 0 {
                     return None;
                 }
-                let mut n = f | SHOULD_PARK;
-                if f & SHOULD_STOP == 0 {
-                    n |= WOKEN;
-                }
+                let mut n = f | SHOULD_PARK | WOKEN;
                 if self_park {
                     n |= SELF_PARK;
                 }

@@ -337,7 +337,6 @@ fn flush_of_my_delayed_instance_waits_for_it_while_others_race_on_the_item() {
 /// and `parkme` does not leave on should-stop), so `stop()` waits for ever
 /// on a thread parked with flags `ps`.
 #[test]
-#[ignore = "library defect: park() racing stop() re-parks the stopping kthread and stop() waits for ever"]
 fn one_kthread_raced_by_stop_park_unpark_and_wake() {
     const TEST: &str = "races::one_kthread_raced_by_stop_park_unpark_and_wake";
     let _w = watchdog(TEST, LIMIT);
