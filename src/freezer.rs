@@ -192,7 +192,7 @@ static NEXT_GENERATION: StaticAtomicU64 = StaticAtomicU64::new(0);
 /// A task that runs nothing: frozen, parked, exited, or never woken.
 fn quiescent(t: &Task) -> bool {
     let f = t.flags().load();
-    f & (flags::FROZEN | flags::IS_PARKED | flags::EXITED) != 0 || f & flags::WOKEN == 0
+    f & (flags::IS_PARKED | flags::EXITED) != 0 || f & flags::WOKEN == 0 || freeze::frozen_now(t)
 }
 
 /// Freezes every freezable kthread; mirrors `freeze_kernel_threads()`.

@@ -8,9 +8,10 @@
 //! installed as `current`, exactly as `thread_main` does.
 
 use crate::kthread::{exit, parkme_task, request_stop};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::task::{self, flags, Task, TaskInit};
 use crate::worker::raw::{self, RawDelayedWork, RawWork, RawWorker};
+use loom::sync::atomic::AtomicBool;
 use loom::thread;
 
 /// Runs a loom model and reports how many interleavings it explored.
@@ -223,6 +224,15 @@ fn freezable_loop(t: &Task) {
     exit(t);
 }
 
+/// The freezer models share the process-wide task list the freezer walks
+/// (a `std` static, outside loom), so two of them running at once would see
+/// each other's tasks and make the schedule non-deterministic: they take
+/// this lock, one at a time.
+fn freezer_model() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
     let t = new_task(flags::WOKEN | flags::FREEZABLE);
     crate::task::list::add(&t);
@@ -237,6 +247,7 @@ fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
 /// only with the task in the refrigerator, and the thaw always releases it.
 #[test]
 fn loom_freeze_entry_vs_thaw() {
+    let _one = freezer_model();
     model("loom_freeze_entry_vs_thaw", || {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
@@ -253,10 +264,36 @@ fn loom_freeze_entry_vs_thaw() {
     });
 }
 
+/// A freeze right after a thaw, racing the thawed task on its way out of
+/// the refrigerator: the second freeze returns only with the task frozen
+/// for it (before the freeze epochs, a task that had seen the thaw still
+/// carried its FROZEN mark and counted as frozen while it left).
+#[test]
+fn loom_refreeze_right_after_thaw() {
+    let _one = freezer_model();
+    model("loom_refreeze_right_after_thaw", || {
+        let (t, k) = spawn_freezable();
+        let first = crate::freezer::freeze(std::time::Duration::from_secs(3600)).unwrap();
+        drop(first);
+        let second = crate::freezer::freeze(std::time::Duration::from_secs(3600))
+            .expect("the only freezable task must freeze again");
+        assert_eq!(
+            t.state(),
+            task::TaskState::Frozen,
+            "the second freeze returned with the task running"
+        );
+        drop(second);
+        request_stop(&t);
+        t.exited().wait();
+        k.join().unwrap();
+    });
+}
+
 /// A task frozen in `freezable_should_stop` (or in its interruptible
 /// sleep) leaves the refrigerator on a stop, while the system stays frozen.
 #[test]
 fn loom_stop_of_frozen_task() {
+    let _one = freezer_model();
     model("loom_stop_of_frozen_task", || {
         let (t, k) = spawn_freezable();
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600)).unwrap();

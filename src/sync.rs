@@ -17,16 +17,12 @@
 //!   holds no `Arc`.
 
 #[cfg(not(kthread_loom))]
-pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
-};
+pub(crate) use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(kthread_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(kthread_loom)]
-pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
-};
+pub(crate) use loom::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 

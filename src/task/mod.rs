@@ -165,6 +165,9 @@ pub(crate) struct TaskInner {
     bind: Mutex<Option<CpuSet>>,
     /// What kthreadd could not reset in this thread's environment.
     env_notes: Mutex<Vec<String>>,
+    /// The freeze epoch this task sits in the refrigerator for (odd), or 0;
+    /// written only by the task itself (`freeze::refrigerator`).
+    frozen_for: AtomicU32,
     /// Models only: the task's memory, "freed" by a model when no one may
     /// touch the task any more; a lock-free waker reads it, so loom reports
     /// a wake that is not ordered before the free.
@@ -239,6 +242,7 @@ impl Task {
             exited: Completion::new(),
             bind: Mutex::new(None),
             env_notes: Mutex::new(Vec::new()),
+            frozen_for: AtomicU32::new(0),
             #[cfg(kthread_loom)]
             freed: ModelCell(crate::sync::UnsafeCell::new(false)),
         }))
@@ -568,6 +572,20 @@ impl TaskInner {
     pub(crate) fn wake_up(&self) -> bool {
         self.flags.mark_woken();
         self.wake_state(WAKE_NORMAL)
+    }
+
+    /// Records the freeze epoch the task sits in the refrigerator for (0:
+    /// none); returns whether it changed. Release: the `Frozen` state
+    /// published before is visible to the freezer that reads the epoch.
+    #[inline]
+    pub(crate) fn mark_frozen_for(&self, epoch: u32) -> bool {
+        self.frozen_for.swap(epoch, Ordering::AcqRel) != epoch
+    }
+
+    /// The freeze epoch the task is frozen for (0: none).
+    #[inline]
+    pub(crate) fn frozen_for(&self) -> u32 {
+        self.frozen_for.load(Ordering::Acquire)
     }
 
     /// Models only: a use of the task's memory by a thread that holds no

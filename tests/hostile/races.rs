@@ -454,7 +454,6 @@ fn one_kthread_raced_by_stop_park_unpark_and_wake() {
 /// freeze / drop(guard) loop on one freezable kthread sees it 1,999 times
 /// in 2,000.
 #[test]
-#[ignore = "library defect: freeze() right after a thaw returns Ok while the thawed kthreads run"]
 fn freeze_thaw_and_guard_drops_race_from_several_threads() {
     const TEST: &str = "races::freeze_thaw_and_guard_drops_race_from_several_threads";
     let _w = watchdog(TEST, LIMIT);
