@@ -5,9 +5,9 @@
 //! flushes it, and exits 0. The parent waits with a blocking `waitpid`; a
 //! watchdog thread kills a child that overruns its limit.
 //!
-//! Needs the fork handling of the "Real processes" issue ("the child starts
-//! with no kthreads and kthreadd starts afresh"; issue 12, defect 6): today
-//! the child hangs the first time it creates a kthread.
+//! Before the fork handling (`sys/fork.rs`: the child starts with no
+//! kthreads and its own kthreadd) the child hung the first time it created
+//! a kthread.
 
 use super::common::watchdog;
 use super::{lock, parkable_loop, seed, Rng, FREEZER, LIMIT};

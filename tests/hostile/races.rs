@@ -42,6 +42,9 @@ struct Books {
     quiet_mark: AtomicUsize,
     late_runs: AtomicUsize,
     cancels_begun: AtomicUsize,
+    /// Cancel-like calls finished: with `cancels_begun`, says whether one
+    /// is in progress (it may take an instance queued after it began).
+    cancels_finished: AtomicUsize,
     claims: AtomicUsize,
     cancels: AtomicUsize,
     quiet_cancels: AtomicUsize,
@@ -103,7 +106,9 @@ impl Item {
                     // racing it may return without that instance having run.
                     b.cancels_begun.fetch_add(1, SeqCst);
                     // `false`: it was idle and is armed afresh (a new claim).
-                    !w.mod_delayed(dw, d)
+                    let armed_afresh = !w.mod_delayed(dw, d);
+                    b.cancels_finished.fetch_add(1, SeqCst);
+                    armed_afresh
                 }
             }
         };
@@ -123,6 +128,7 @@ impl Item {
         if took {
             b.cancels.fetch_add(1, SeqCst);
         }
+        b.cancels_finished.fetch_add(1, SeqCst);
         took
     }
 
@@ -175,10 +181,13 @@ fn one_op(
             // Flush my own instance: it must have finished when flush returns
             // (unless a cancel or a re-arming mod_delayed may have taken it).
             let s = b.starts.load(SeqCst);
+            // No cancel may be in progress when we queue (one that began
+            // earlier can still take our instance) nor begin until we checked.
+            let c_done = b.cancels_finished.load(SeqCst);
             let c = b.cancels_begun.load(SeqCst);
             if item.attempt(w, rng, b) {
                 let waited = item.flush();
-                if check_flush && b.cancels_begun.load(SeqCst) == c {
+                if check_flush && c == c_done && b.cancels_begun.load(SeqCst) == c {
                     b.flush_checks.fetch_add(1, SeqCst);
                     let ends = b.ends.load(SeqCst);
                     if ends < s + 1 {
@@ -307,11 +316,11 @@ fn one_delayed_work_raced_across_three_workers_keeps_its_invariants() {
 }
 
 // The same races, also checking that `flush` of the instance a thread has
-// just queued returns only once that instance ran. Fails today (about one
-// run in two): `Work::flush` returns `true` while the instance queued just
-// before it is still pending and has not run.
+// just queued returns only once that instance ran — unless a cancel was in
+// progress when it queued or began before the check: a `cancel_sync` that
+// began earlier may still take an instance queued after it began (as in
+// the kernel), which a first version of this check missed.
 #[test]
-#[ignore = "library defect: Work::flush can return before the instance queued just before it ran"]
 fn flush_of_my_instance_waits_for_it_while_others_race_on_the_item() {
     hammer_one_item(
         "races::flush_of_my_instance_waits_for_it_while_others_race_on_the_item",
@@ -321,7 +330,6 @@ fn flush_of_my_instance_waits_for_it_while_others_race_on_the_item() {
 }
 
 #[test]
-#[ignore = "library defect: DelayedWork::flush can return before the instance queued just before it ran"]
 fn flush_of_my_delayed_instance_waits_for_it_while_others_race_on_the_item() {
     hammer_one_item(
         "races::flush_of_my_delayed_instance_waits_for_it_while_others_race_on_the_item",
@@ -332,10 +340,9 @@ fn flush_of_my_delayed_instance_waits_for_it_while_others_race_on_the_item() {
 
 /// Random stop / park / unpark / wake on one kthread from three threads.
 ///
-/// Hangs today: a `park()` that lands after `stop()` has unparked the
-/// thread parks it again (`claim_park` accepts a park with should-stop set
-/// and `parkme` does not leave on should-stop), so `stop()` waits for ever
-/// on a thread parked with flags `ps`.
+/// Hung before `claim_park` refused a park once a stop is requested: a
+/// `park()` that landed after `stop()` had unparked the thread parked it
+/// again, and `stop()` waited for ever on a thread parked with flags `ps`.
 #[test]
 fn one_kthread_raced_by_stop_park_unpark_and_wake() {
     const TEST: &str = "races::one_kthread_raced_by_stop_park_unpark_and_wake";
@@ -449,10 +456,10 @@ fn one_kthread_raced_by_stop_park_unpark_and_wake() {
 /// certainly in effect; then a second freeze must fail, `thaw` must succeed,
 /// `freezing()` must hold and every freezable kthread must be frozen.
 ///
-/// Fails today: a `freeze()` right after a thaw returns `Ok` at once while
-/// the kthreads that thaw released are running (state `Running`): a plain
-/// freeze / drop(guard) loop on one freezable kthread sees it 1,999 times
-/// in 2,000.
+/// Failed before freeze epochs: a `freeze()` right after a thaw returned
+/// `Ok` at once while the kthreads that thaw released were running (state
+/// `Running`): a plain freeze / drop(guard) loop on one freezable kthread
+/// saw it 1,999 times in 2,000.
 #[test]
 fn freeze_thaw_and_guard_drops_race_from_several_threads() {
     const TEST: &str = "races::freeze_thaw_and_guard_drops_race_from_several_threads";

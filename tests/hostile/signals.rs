@@ -6,9 +6,9 @@
 //! blocked, as every kthread does). No deadlock (watchdog), and every queue
 //! that returned true runs.
 //!
-//! Needs "queue is async-signal-safe: no lock on the queue path" (issue 12,
-//! defect 7): today a handler that interrupts a thread holding the worker
-//! lock deadlocks. The C `kthread_queue_work` is the same raw call.
+//! Before the queue became async-signal-safe (no lock on the queue path), a
+//! handler that interrupted a thread holding the worker lock deadlocked.
+//! The C `kthread_queue_work` is the same raw call.
 
 use super::common::watchdog;
 use super::{seed, Rng, LIMIT};
