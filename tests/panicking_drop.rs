@@ -26,6 +26,12 @@ fn worker_releasing_the_last_reference_survives_a_panicking_drop() {
     let w = Worker::new("pd-run").unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicUsize::new(0));
+    // Hold the worker until our handle is gone, so the worker's release
+    // after the run is certainly the last reference.
+    let gate = Arc::new(kthread::Completion::new());
+    let g = gate.clone();
+    let blocker = Work::new(move || g.wait());
+    assert!(w.queue(&blocker));
     {
         let (bomb, ran) = (Bomb(drops.clone()), ran.clone());
         let item = Work::new(move || {
@@ -33,8 +39,8 @@ fn worker_releasing_the_last_reference_survives_a_panicking_drop() {
             ran.fetch_add(1, Ordering::SeqCst);
         });
         assert!(w.queue(&item));
-        // Our handle goes first: the worker's release after the run is the last.
     }
+    gate.complete();
     w.flush().unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 1);
     assert_eq!(
@@ -51,7 +57,7 @@ fn worker_releasing_the_last_reference_survives_a_panicking_drop() {
     let next = Work::new(|| ());
     assert!(w.queue(&next));
     w.flush().unwrap();
-    assert_eq!(w.executed(), 2);
+    assert_eq!(w.executed(), 3);
 }
 
 #[test]
