@@ -274,12 +274,17 @@ impl<T> Kthread<T> {
 
 impl<T> Drop for Kthread<T> {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            // Nobody collects the result: dropped here, a panic in its
-            // `Drop` caught (it may run during an unwind, which a second
-            // panic would turn into an abort).
-            drop_catching(self.stop_inner());
-        }
+        // Nobody collects the result: stopped and dropped here, or, for a
+        // detached kthread that already left it, taken from the packet and
+        // dropped here (else the kthread drops it when it ends). A panic in
+        // its `Drop` is caught: this may run during an unwind, where a
+        // second panic would be an abort.
+        let result = if self.thread.is_some() {
+            self.stop_inner()
+        } else {
+            self.packet.take()
+        };
+        drop_catching(result);
     }
 }
 
