@@ -347,6 +347,21 @@ fn start_worker(w: &Arc<RawWorker>) -> (Task, thread::JoinHandle<()>) {
     (t, h)
 }
 
+/// A counted item that has never run.
+fn counted() -> Arc<Counted> {
+    Arc::new(Counted {
+        work: RawWork::new(Some(count_fn)),
+        runs: AtomicUsize::new(0),
+    })
+}
+
+/// A producer thread queueing `item` on `w`; joins to whether it queued.
+fn spawn_queue(w: &Arc<RawWorker>, item: &Arc<Counted>) -> thread::JoinHandle<bool> {
+    let (w, item) = (w.clone(), item.clone());
+    // SAFETY: the item and worker outlive the model's threads.
+    thread::spawn(move || unsafe { raw::queue(&w, &item.work) })
+}
+
 fn stop_worker(t: Task, h: thread::JoinHandle<()>) {
     request_stop(&t);
     t.exited().wait();
@@ -360,16 +375,9 @@ fn stop_worker(t: Task, h: thread::JoinHandle<()>) {
 fn loom_queue_execute_flush_cancel() {
     model("loom_queue_execute_flush_cancel", || {
         let w = Arc::new(RawWorker::new(0));
-        let item = Arc::new(Counted {
-            work: RawWork::new(Some(count_fn)),
-            runs: AtomicUsize::new(0),
-        });
+        let item = counted();
         let (t, h) = start_worker(&w);
-        let producer = {
-            let (w, item) = (w.clone(), item.clone());
-            // SAFETY: the item and worker outlive the model's threads.
-            thread::spawn(move || unsafe { raw::queue(&w, &item.work) })
-        };
+        let producer = spawn_queue(&w, &item);
         let queued = producer.join().unwrap();
         assert!(queued, "first queue of an idle item succeeds");
         // SAFETY: the worker is alive.
@@ -390,10 +398,7 @@ fn loom_queue_execute_flush_cancel() {
 fn loom_flush_work_vs_queue() {
     model("loom_flush_work_vs_queue", || {
         let w = Arc::new(RawWorker::new(0));
-        let item = Arc::new(Counted {
-            work: RawWork::new(Some(count_fn)),
-            runs: AtomicUsize::new(0),
-        });
+        let item = counted();
         let (t, h) = start_worker(&w);
         // SAFETY: the item and worker outlive the model's threads.
         assert!(unsafe { raw::queue(&w, &item.work) });
@@ -416,10 +421,7 @@ fn loom_flush_work_vs_queue() {
 fn loom_worker_flush_vs_queue() {
     model("loom_worker_flush_vs_queue", || {
         let w = Arc::new(RawWorker::new(0));
-        let item = Arc::new(Counted {
-            work: RawWork::new(Some(count_fn)),
-            runs: AtomicUsize::new(0),
-        });
+        let item = counted();
         let queued = Arc::new(AtomicBool::new(false));
         let (t, h) = start_worker(&w);
         let producer = {
@@ -454,16 +456,9 @@ fn loom_worker_flush_vs_queue() {
 fn loom_lock_free_wake_vs_worker_exit() {
     model("loom_lock_free_wake_vs_worker_exit", || {
         let w = Arc::new(RawWorker::new(0));
-        let item = Arc::new(Counted {
-            work: RawWork::new(Some(count_fn)),
-            runs: AtomicUsize::new(0),
-        });
+        let item = counted();
         let (t, h) = start_worker(&w);
-        let producer = {
-            let (w, item) = (w.clone(), item.clone());
-            // SAFETY: the item and worker outlive the model's threads.
-            thread::spawn(move || unsafe { raw::queue(&w, &item.work) })
-        };
+        let producer = spawn_queue(&w, &item);
         stop_worker(t.clone(), h);
         t.inner().model_free();
         assert!(

@@ -13,7 +13,7 @@ mod common;
 
 use kthread::{freezer, Builder, Work, Worker};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a child may take before it counts as hung.
@@ -84,30 +84,13 @@ fn fork_and_check() -> i32 {
     if pid == 0 {
         child_main();
     }
-    let (tx, rx) = mpsc::channel::<()>();
-    let killed = Arc::new(AtomicBool::new(false));
-    let k = killed.clone();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(CHILD_LIMIT).is_err() {
-            k.store(true, Ordering::SeqCst);
-            // SAFETY: our own child, not yet reaped (we wait for it below).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let mut status = 0;
-    // SAFETY: waiting for our own child; `status` is writable.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
-    let _ = tx.send(());
-    watchdog.join().expect("child watchdog");
-    if killed.load(Ordering::SeqCst) {
-        return HUNG;
+    let killed = common::await_child_exit(pid, CHILD_LIMIT);
+    let status = common::reap_child(pid);
+    if killed {
+        HUNG
+    } else {
+        status
     }
-    assert!(
-        libc::WIFEXITED(status),
-        "child ended by a signal: {status:#x}"
-    );
-    libc::WEXITSTATUS(status)
 }
 
 /// The tests of this file freeze the whole process: one at a time.

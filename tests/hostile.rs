@@ -36,7 +36,6 @@ mod tls;
 
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -215,44 +214,7 @@ pub(crate) fn run_child(mut cmd: Command, limit: Duration) -> ChildRun {
         })
     })
     .collect();
-    let exited = Arc::new(Mutex::new(false));
-    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (disarm, armed) = mpsc::channel::<()>();
-    let killer = {
-        let (exited, killed) = (exited.clone(), killed.clone());
-        thread::spawn(move || {
-            if armed.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-                let done = lock(&exited);
-                if !*done {
-                    killed.store(true, std::sync::atomic::Ordering::SeqCst);
-                    // SAFETY: `pid` is our child, not yet reaped (we hold
-                    // `exited`, which the waiter sets before reaping).
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        })
-    };
-    loop {
-        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child without reaping it (WNOWAIT).
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        assert_eq!(e.raw_os_error(), Some(libc::EINTR), "waitid: {e}");
-    }
-    *lock(&exited) = true;
-    let _ = disarm.send(());
-    killer.join().expect("killer thread");
+    let killed = common::await_child_exit(pid, limit);
     let status = child.wait().expect("reap child");
     let output = readers
         .into_iter()
@@ -262,7 +224,7 @@ pub(crate) fn run_child(mut cmd: Command, limit: Duration) -> ChildRun {
     ChildRun {
         status,
         output,
-        killed: killed.load(std::sync::atomic::Ordering::SeqCst),
+        killed,
     }
 }
 

@@ -170,3 +170,55 @@ pub fn allowed_cpus() -> Vec<usize> {
     .join()
     .expect("probe thread")
 }
+
+/// Waits until child `pid` has exited, without reaping it, and kills it
+/// with `SIGKILL` if it runs past `limit` (a hung child fails its test
+/// instead of hanging it). Returns whether it had to be killed. The wait is
+/// a blocking `waitid(WNOWAIT)`, not polling; the killer thread is joined
+/// before this returns, and the child is still unreaped until the caller
+/// reaps it, so the kill can never reach a recycled pid.
+pub fn await_child_exit(pid: libc::pid_t, limit: Duration) -> bool {
+    let (disarm, armed) = mpsc::channel::<()>();
+    let killer = thread::spawn(move || {
+        if armed.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
+            // SAFETY: our own child, not reaped before this thread is joined.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child without reaping it (WNOWAIT).
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.raw_os_error(), Some(libc::EINTR), "waitid: {e}");
+    }
+    let _ = disarm.send(());
+    killer.join().expect("child killer thread")
+}
+
+/// Reaps child `pid` once it has exited ([`await_child_exit`] first):
+/// its exit code, or 128 + the signal that ended it.
+pub fn reap_child(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: reaps our own exited child; `status` is writable.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}

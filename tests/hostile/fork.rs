@@ -13,7 +13,7 @@ use super::common::watchdog;
 use super::{lock, parkable_loop, seed, Rng, FREEZER, LIMIT};
 use kthread::{freezer, Builder, Work, Worker};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -53,53 +53,12 @@ fn child_body() -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Waits for child `pid` with a blocking waitpid; a watchdog thread kills
-/// it after `CHILD_LIMIT` (it acts only while the child is unreaped).
-/// Returns the child's exit code, or `None` if it had to be killed.
+/// Waits for child `pid`, killed after `CHILD_LIMIT`: its exit code, or
+/// `None` if it had to be killed.
 fn wait_child(pid: libc::pid_t) -> Option<i32> {
-    let (disarm, armed) = mpsc::channel::<()>();
-    let killed = Arc::new(AtomicBool::new(false));
-    let k = killed.clone();
-    let killer = thread::spawn(move || {
-        if armed.recv_timeout(CHILD_LIMIT) == Err(mpsc::RecvTimeoutError::Timeout) {
-            k.store(true, SeqCst);
-            // SAFETY: the child is not reaped until we are joined below.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let mut status = 0;
-    // SAFETY: waits (without reaping) for our own child.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: as above.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            break;
-        }
-        assert_eq!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::EINTR)
-        );
-    }
-    let _ = disarm.send(());
-    killer.join().unwrap();
-    // SAFETY: reaps our own exited child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    if killed.load(SeqCst) && libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
-        return None;
-    }
-    Some(if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    })
+    let killed = super::common::await_child_exit(pid, CHILD_LIMIT);
+    let status = super::common::reap_child(pid);
+    (!killed).then_some(status)
 }
 
 /// Forks; the child runs `child_body`. Returns the child's pid.

@@ -450,6 +450,22 @@ fn one_kthread_raced_by_stop_park_unpark_and_wake() {
     fails.check(TEST, seed);
 }
 
+/// A kthread loop that naps 1 ms at a time (interruptibly) until `done()`
+/// says so; returns its round count. `done` is the loop's freeze point
+/// too: `freezable_should_stop`, or `try_to_freeze` then `should_stop`.
+fn nap_loop(done: impl Fn() -> bool) -> u64 {
+    let mut n = 0u64;
+    while !done() {
+        kthread::set_current_state(TaskState::Interruptible);
+        if !kthread::should_stop() {
+            kthread::schedule_timeout(Duration::from_millis(1));
+        }
+        kthread::set_current_state(TaskState::Running);
+        n += 1;
+    }
+    n
+}
+
 /// `freeze` / `thaw` / guard drops / `keep` from three threads while
 /// freezable kthreads run. A ledger taken around each thaw-like call
 /// (never around `freeze`) proves, without false alarms, when a freeze is
@@ -469,49 +485,19 @@ fn freeze_thaw_and_guard_drops_race_from_several_threads() {
     let fss = |i: u32| {
         Builder::new(format!("hz-fz{i}"))
             .freezable(true)
-            .run(|| {
-                let mut n = 0u64;
-                while !kthread::freezable_should_stop() {
-                    kthread::set_current_state(TaskState::Interruptible);
-                    if !kthread::should_stop() {
-                        kthread::schedule_timeout(Duration::from_millis(1));
-                    }
-                    kthread::set_current_state(TaskState::Running);
-                    n += 1;
-                }
-                n
-            })
+            .run(|| nap_loop(kthread::freezable_should_stop))
             .unwrap()
     };
     let ttf = Builder::new("hz-fz-try")
         .freezable(true)
         .run(|| {
-            let mut n = 0u64;
-            while !kthread::should_stop() {
+            nap_loop(|| {
                 kthread::try_to_freeze();
-                kthread::set_current_state(TaskState::Interruptible);
-                if !kthread::should_stop() {
-                    kthread::schedule_timeout(Duration::from_millis(1));
-                }
-                kthread::set_current_state(TaskState::Running);
-                n += 1;
-            }
-            n
+                kthread::should_stop()
+            })
         })
         .unwrap();
-    let plain = kthread::run("hz-nofz", || {
-        let mut n = 0u64;
-        while !kthread::should_stop() {
-            kthread::set_current_state(TaskState::Interruptible);
-            if !kthread::should_stop() {
-                kthread::schedule_timeout(Duration::from_millis(1));
-            }
-            kthread::set_current_state(TaskState::Running);
-            n += 1;
-        }
-        n
-    })
-    .unwrap();
+    let plain = kthread::run("hz-nofz", || nap_loop(kthread::should_stop)).unwrap();
     let freezable = [fss(0), fss(1)];
     let tasks: Arc<Vec<Task>> = Arc::new(
         freezable

@@ -135,7 +135,7 @@ pub struct RawWorker {
     incoming: CacheLine<AtomicPtr<RawWork>>,
     lock: RawLock,
     flags: AtomicU32,
-    /// Producers waking the idle worker right now (`list::Wakers`): the
+    /// Producers waking the idle worker right now (`wake_idle` in `list.rs`): the
     /// thread waits for them to finish before it detaches, so a lock-free
     /// wake never touches a task that has gone.
     wakers: AtomicU32,
