@@ -15,11 +15,11 @@ from collections import Counter, defaultdict
 # lower one; reaching up is what turns a stack into a tangle, so it is an error.
 LAYERS = {
     0: ["sys", "sync", "error", "trace"],
-    1: ["completion"],
+    1: ["completion", "lock"],
     2: ["task"],
     3: ["kthreadd"],
     4: ["kthread"],
-    5: ["freezer", "percpu", "worker"],
+    5: ["freezer", "percpu", "worker", "wait"],
     6: ["registry"],
 }
 LAYER_OF = {m: n for n, mods in LAYERS.items() for m in mods}

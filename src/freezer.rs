@@ -256,8 +256,9 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             return Err(FreezeError::TimedOut(names));
         }
         for t in &pending {
-            // The kernel's `freeze_task()`: wake interruptible sleepers only.
-            t.wake_state(task::WAKE_INTERRUPTIBLE);
+            // The kernel's `freeze_task()`: wake interruptible sleepers, and
+            // any sleep marked freezable (the task freezes there).
+            t.wake_state(task::WAKE_INTERRUPTIBLE | task::WAKE_FREEZABLE);
         }
         freeze::wait_for_change(seq, deadline);
     }

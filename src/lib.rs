@@ -47,6 +47,7 @@ mod error;
 pub mod freezer;
 mod kthread;
 pub mod kthreadd;
+mod lock;
 #[cfg(all(test, kthread_loom))]
 mod loom_models;
 pub mod percpu;
@@ -55,6 +56,7 @@ mod sync;
 mod sys;
 pub mod task;
 mod trace;
+pub mod wait;
 pub mod worker;
 
 #[cfg(feature = "fault-injection")]
@@ -69,7 +71,8 @@ pub use kthread::{
 };
 pub use percpu::PerCpu;
 pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};
-pub use task::{schedule, schedule_timeout, set_current_state, Task, TaskState};
+pub use task::{schedule, schedule_timeout, set_current_state, SleepState, Task, TaskState};
+pub use wait::{Interrupted, Wait, WaitQueue};
 pub use worker::{DelayedWork, Work, Worker};
 
 /// The README's example, compiled and run as a doc test so it stays true.

@@ -49,8 +49,8 @@ mod sched;
 pub(crate) use current::{
     clear_current, current_or_adopt, current_task, set_current, with_current,
 };
-pub(crate) use sched::schedule_until;
 pub use sched::{schedule, schedule_timeout, set_current_state};
+pub(crate) use sched::{schedule_until, set_current_raw};
 
 use crate::completion::Completion;
 use crate::sync::{lock, Arc, AtomicI32, AtomicU32, Mutex, MutexGuard, Ordering};
@@ -70,14 +70,30 @@ pub(crate) const FROZEN: u32 = 4;
 pub(crate) const DEAD: u32 = 5;
 const STATE_MASK: u32 = 0xff;
 const WAITING: u32 = 1 << 8;
+/// Modifier: the sleep is a freeze point (`TASK_FREEZABLE`).
+pub(crate) const FREEZABLE_SLEEP: u32 = 1 << 9;
+/// Modifier of an uninterruptible sleep: `TASK_NOLOAD`, which makes it `TASK_IDLE`.
+const NOLOAD: u32 = 1 << 10;
+/// Modifier of an uninterruptible sleep: `TASK_WAKEKILL`, which makes it `TASK_KILLABLE`.
+const WAKEKILL: u32 = 1 << 11;
+/// The modifiers that refine an uninterruptible sleep.
+pub(crate) const MODIFIERS: u32 = NOLOAD | WAKEKILL;
 
 /// Wake masks: bit `1 << state` is set for each state a wake may end.
 pub(crate) const WAKE_NORMAL: u32 = (1 << INTERRUPTIBLE) | (1 << UNINTERRUPTIBLE);
 pub(crate) const WAKE_INTERRUPTIBLE: u32 = 1 << INTERRUPTIBLE;
 pub(crate) const WAKE_PARKED: u32 = 1 << PARKED;
 pub(crate) const WAKE_FROZEN: u32 = 1 << FROZEN;
+/// Wake-mask bit: also end any normal sleep marked [`FREEZABLE_SLEEP`]
+/// (the freezer's kick: such a sleep is where the task freezes).
+pub(crate) const WAKE_FREEZABLE: u32 = 1 << 16;
 
 /// The scheduler state of a task; mirrors `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...
+///
+/// The states a thread may set itself with [`set_current_state`] are
+/// `Running`, `Interruptible`, `Uninterruptible`, `Idle` and `Killable`,
+/// each sleeping one optionally [freezable](TaskState::freezable). The
+/// others belong to the library (`parkme`, the refrigerator, exit).
 ///
 /// ```
 /// use kthread::TaskState;
@@ -87,6 +103,7 @@ pub(crate) const WAKE_FROZEN: u32 = 1 << FROZEN;
 /// # Ok::<(), kthread::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TaskState {
     /// Runnable or running (`TASK_RUNNING`).
     Running,
@@ -94,6 +111,13 @@ pub enum TaskState {
     Interruptible,
     /// About to sleep or asleep; only an explicit wake (`wake_up`, stop, unpark) wakes it.
     Uninterruptible,
+    /// An uninterruptible sleep that does not count as load (`TASK_IDLE`):
+    /// what an idle kthread waiting for work uses; `I` in `ps`.
+    Idle,
+    /// An uninterruptible sleep that a fatal signal would end
+    /// (`TASK_KILLABLE`). In user space a fatal signal ends the whole
+    /// process, so it behaves exactly as `Uninterruptible`; `D` in `ps`.
+    Killable,
     /// Inside `parkme()` (`TASK_PARKED`).
     Parked,
     /// Inside the refrigerator (`__refrigerator()`).
@@ -103,11 +127,15 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// The state word's bits for this state (without modifiers but the
+    /// ones that define it).
     pub(crate) fn raw(self) -> u32 {
         match self {
             TaskState::Running => RUNNING,
             TaskState::Interruptible => INTERRUPTIBLE,
             TaskState::Uninterruptible => UNINTERRUPTIBLE,
+            TaskState::Idle => UNINTERRUPTIBLE | NOLOAD,
+            TaskState::Killable => UNINTERRUPTIBLE | WAKEKILL,
             TaskState::Parked => PARKED,
             TaskState::Frozen => FROZEN,
             TaskState::Dead => DEAD,
@@ -118,6 +146,8 @@ impl TaskState {
         match s & STATE_MASK {
             RUNNING => TaskState::Running,
             INTERRUPTIBLE => TaskState::Interruptible,
+            UNINTERRUPTIBLE if s & NOLOAD != 0 => TaskState::Idle,
+            UNINTERRUPTIBLE if s & WAKEKILL != 0 => TaskState::Killable,
             UNINTERRUPTIBLE => TaskState::Uninterruptible,
             PARKED => TaskState::Parked,
             FROZEN => TaskState::Frozen,
@@ -125,21 +155,137 @@ impl TaskState {
         }
     }
 
-    /// The one-letter code `ps` uses (`R`, `S`, `D`, `P`, `F`, `X`).
+    /// This sleep, marked as a freeze point (`state | TASK_FREEZABLE`).
+    ///
+    /// A freezable kthread freezes inside such a sleep when the system
+    /// freezes, and returns from `schedule()` after the thaw (a spurious
+    /// wake: its caller re-checks its condition). A plain sleep is not a
+    /// freeze point: a freeze *wakes* a freezable kthread out of a plain
+    /// `Interruptible` sleep, so it goes round its loop to one, and waits
+    /// for one in any other. On `Running` the mark means nothing.
+    ///
+    /// ```
+    /// use kthread::{schedule, set_current_state, TaskState};
+    /// let k = kthread::Builder::new("fz").freezable(true).run(|| {
+    ///     while !kthread::should_stop() {
+    ///         set_current_state(TaskState::Interruptible.freezable());
+    ///         if !kthread::should_stop() {
+    ///             schedule(); // sleeps; freezes here during a freeze
+    ///         }
+    ///         set_current_state(TaskState::Running);
+    ///     }
+    /// })?;
+    /// let frozen = kthread::freezer::freeze(std::time::Duration::from_secs(10))?;
+    /// drop(frozen);
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn freezable(self) -> SleepState {
+        SleepState {
+            state: self,
+            freezable: true,
+        }
+    }
+
+    /// The one-letter code `ps` uses (`R`, `S`, `D`, `I`, `P`, `F`, `X`).
     ///
     /// ```
     /// assert_eq!(kthread::TaskState::Parked.letter(), 'P');
+    /// assert_eq!(kthread::TaskState::Idle.letter(), 'I');
     /// ```
     pub fn letter(self) -> char {
         match self {
             TaskState::Running => 'R',
             TaskState::Interruptible => 'S',
-            TaskState::Uninterruptible => 'D',
+            TaskState::Uninterruptible | TaskState::Killable => 'D',
+            TaskState::Idle => 'I',
             TaskState::Parked => 'P',
             TaskState::Frozen => 'F',
             TaskState::Dead => 'X',
         }
     }
+
+    /// Whether the thread itself may set this state.
+    fn settable(self) -> bool {
+        matches!(
+            self,
+            TaskState::Running
+                | TaskState::Interruptible
+                | TaskState::Uninterruptible
+                | TaskState::Idle
+                | TaskState::Killable
+        )
+    }
+}
+
+/// A state [`set_current_state`] sets: a [`TaskState`], and whether the
+/// sleep is a freeze point (`TASK_FREEZABLE`). Every `TaskState` converts
+/// into one (not freezable); [`TaskState::freezable`] makes the other kind.
+///
+/// ```
+/// use kthread::{SleepState, TaskState};
+/// let s: SleepState = TaskState::Idle.into();
+/// assert!(!s.is_freezable());
+/// assert!(TaskState::Idle.freezable().is_freezable());
+/// assert_eq!(TaskState::Idle.freezable().state(), TaskState::Idle);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SleepState {
+    state: TaskState,
+    freezable: bool,
+}
+
+impl SleepState {
+    /// The task state.
+    ///
+    /// ```
+    /// assert_eq!(kthread::TaskState::Killable.freezable().state(), kthread::TaskState::Killable);
+    /// ```
+    pub const fn state(self) -> TaskState {
+        self.state
+    }
+
+    /// Whether the sleep is a freeze point.
+    ///
+    /// ```
+    /// assert!(kthread::TaskState::Interruptible.freezable().is_freezable());
+    /// ```
+    pub const fn is_freezable(self) -> bool {
+        self.freezable
+    }
+
+    /// The state word's bits, or `None` for a state the thread may not set.
+    pub(crate) fn raw(self) -> Option<u32> {
+        if !self.state.settable() {
+            return None;
+        }
+        let raw = self.state.raw();
+        Some(if self.freezable && raw != RUNNING {
+            raw | FREEZABLE_SLEEP
+        } else {
+            raw
+        })
+    }
+}
+
+impl From<TaskState> for SleepState {
+    fn from(state: TaskState) -> SleepState {
+        SleepState {
+            state,
+            freezable: false,
+        }
+    }
+}
+
+/// Wakes the task at `p` if its state is in `mask` (`wake_state`), for
+/// the raw layers that keep a task by address (a wait queue's entries).
+///
+/// # Safety
+/// `p` is [`Task::as_ptr`] of a live task.
+#[inline]
+pub(crate) unsafe fn wake_ptr(p: *const c_void, mask: u32) -> bool {
+    // SAFETY: by the contract `p` points to a live `TaskInner`.
+    unsafe { &*p.cast::<TaskInner>() }.wake_state(mask)
 }
 
 /// The shared state behind a [`Task`].
@@ -168,6 +314,10 @@ pub(crate) struct TaskInner {
     /// The freeze epoch this task sits in the refrigerator for (odd), or 0;
     /// written only by the task itself (`freeze::refrigerator`).
     frozen_for: AtomicU32,
+    /// The freeze epoch in which a freeze last woke (or found awake) this
+    /// task in a plain interruptible sleep; written only by the task
+    /// itself (`schedule`), so the freeze ends such a sleep once.
+    kicked_for: AtomicU32,
     /// Models only: the task's memory, "freed" by a model when no one may
     /// touch the task any more; a lock-free waker reads it, so loom reports
     /// a wake that is not ordered before the free.
@@ -243,6 +393,7 @@ impl Task {
             bind: Mutex::new(None),
             env_notes: Mutex::new(Vec::new()),
             frozen_for: AtomicU32::new(0),
+            kicked_for: AtomicU32::new(0),
             #[cfg(kthread_loom)]
             freed: ModelCell(crate::sync::UnsafeCell::new(false)),
         }))
@@ -518,10 +669,11 @@ impl Task {
         self.0.set_state(s)
     }
 
-    /// The raw state (without `WAITING`), for the owner's own checks.
+    /// The raw state with its modifiers (without `WAITING`), for the
+    /// owner's own checks.
     #[inline]
     pub(crate) fn raw_state(&self) -> u32 {
-        self.0.state.load(Ordering::Acquire) & STATE_MASK
+        self.0.state.load(Ordering::Acquire) & !WAITING
     }
 
     /// Sleeps until the state is `RUNNING` again or `deadline` passes.
@@ -582,6 +734,14 @@ impl TaskInner {
         self.frozen_for.swap(epoch, Ordering::AcqRel) != epoch
     }
 
+    /// Records that a freeze of `epoch` has ended (or found awake) a plain
+    /// interruptible sleep of this task; returns whether it was the first
+    /// time in that epoch. Only the task itself calls it.
+    #[inline]
+    pub(crate) fn note_kicked(&self, epoch: u32) -> bool {
+        self.kicked_for.swap(epoch, Ordering::Relaxed) != epoch
+    }
+
     /// The freeze epoch the task is frozen for (0: none).
     #[inline]
     pub(crate) fn frozen_for(&self) -> u32 {
@@ -622,7 +782,11 @@ impl TaskInner {
         let state = &self.state;
         let mut s = state.load(Ordering::Relaxed);
         loop {
-            let sleeping = (1u32 << (s & STATE_MASK)) & mask != 0;
+            let base = 1u32 << (s & STATE_MASK);
+            let sleeping = base & mask != 0
+                || (mask & WAKE_FREEZABLE != 0
+                    && s & FREEZABLE_SLEEP != 0
+                    && base & WAKE_NORMAL != 0);
             let new = if sleeping { RUNNING } else { s };
             // AcqRel: Release publishes the waker's condition (pairs with the
             // Acquire of the owner's swap in `set_state`); Acquire orders the

@@ -3,7 +3,10 @@
 
 use super::current::torn_down;
 use super::freeze;
-use super::{current_or_adopt, with_current, TaskState, INTERRUPTIBLE, RUNNING};
+use super::{
+    current_or_adopt, with_current, SleepState, FREEZABLE_SLEEP, INTERRUPTIBLE, RUNNING,
+    UNINTERRUPTIBLE,
+};
 use crate::sys::time::Deadline;
 use std::time::Duration;
 
@@ -14,6 +17,10 @@ use std::time::Duration;
 /// `Running`: a [`Task::wake_up`](crate::Task::wake_up) between the two
 /// makes `schedule` return at once. On a thread that is not a kthread this
 /// gives the thread a task of its own, so the same pattern works anywhere.
+///
+/// `state` is a [`TaskState`](crate::TaskState) or a freezable one
+/// ([`TaskState::freezable`](crate::TaskState::freezable), the kernel's
+/// `state | TASK_FREEZABLE`).
 ///
 /// # Panics
 /// For `Parked`, `Frozen` and `Dead`: those states belong to `parkme`, the
@@ -35,16 +42,21 @@ use std::time::Duration;
 /// k.stop()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn set_current_state(state: TaskState) {
-    assert!(
-        matches!(
-            state,
-            TaskState::Running | TaskState::Interruptible | TaskState::Uninterruptible
-        ),
-        "set_current_state({state:?}): only Running, Interruptible and Uninterruptible \
-         may be set; {state:?} belongs to the library (parkme, the refrigerator, exit)"
-    );
-    let raw = state.raw();
+pub fn set_current_state(state: impl Into<SleepState>) {
+    let state = state.into();
+    let Some(raw) = state.raw() else {
+        panic!(
+            "set_current_state({:?}): only Running, Interruptible, Uninterruptible, Idle and \
+             Killable may be set; {:?} belongs to the library (parkme, the refrigerator, exit)",
+            state.state(),
+            state.state()
+        );
+    };
+    set_current_raw(raw);
+}
+
+/// Sets the caller's state word to `raw` (a settable state with modifiers).
+pub(crate) fn set_current_raw(raw: u32) {
     with_current(|t| match t {
         Some(t) => t.set_state(raw),
         None => current_or_adopt().set_state(raw),
@@ -54,10 +66,17 @@ pub fn set_current_state(state: TaskState) {
 /// Sleeps until woken, unless already woken since `set_current_state`;
 /// mirrors `schedule()`.
 ///
-/// A freezable kthread in an `Interruptible` sleep enters the refrigerator
-/// when the system freezes, and returns from `schedule` after the thaw, or
-/// at once when it is stopped (as a spurious wake: the caller re-checks its
-/// condition anyway), so a frozen kthread can always be stopped.
+/// For a freezable kthread while the system freezes (Linux 6.1+):
+/// - a sleep marked [freezable](crate::TaskState::freezable) is a freeze
+///   point: the kthread enters the refrigerator inside `schedule` and
+///   returns after the thaw, or at once when it is stopped (a spurious
+///   wake: the caller re-checks its condition anyway);
+/// - a plain `Interruptible` sleep is ended once by the freeze (the
+///   kernel's `freeze_task()` wake), so the kthread goes round its loop to
+///   a freeze point ([`try_to_freeze`](crate::try_to_freeze),
+///   [`freezable_should_stop`](crate::freezable_should_stop)); it is never
+///   frozen inside it, since it might hold a lock there;
+/// - any other sleep is left alone: the freeze waits for it to end.
 ///
 /// ```
 /// // Without a preceding set_current_state the task is Running: returns at once.
@@ -103,17 +122,39 @@ pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
         };
     }
     let t = current_or_adopt();
-    let freezable = t.raw_state() == INTERRUPTIBLE && t.is_freezable();
-    if freezable && freeze::freezing() {
-        t.set_state(RUNNING);
-        freeze::refrigerator(&t, true);
-        t.flags().note_froze_in_sleep();
-        return false;
+    let s = t.raw_state();
+    let base = s & !(FREEZABLE_SLEEP | super::MODIFIERS);
+    let normal = base == INTERRUPTIBLE || base == UNINTERRUPTIBLE;
+    let freeze_point = normal && s & FREEZABLE_SLEEP != 0 && t.is_freezable();
+    let kickable = base == INTERRUPTIBLE && s & FREEZABLE_SLEEP == 0 && t.is_freezable();
+    if freeze_point || kickable {
+        let e = freeze::epoch();
+        if e & 1 != 0 {
+            if freeze_point {
+                t.set_state(RUNNING);
+                freeze::refrigerator(&t, true);
+                t.flags().note_froze_in_sleep();
+                return false;
+            }
+            if t.inner().note_kicked(e) {
+                // The freeze's wake, which this sleep began too late to get.
+                t.set_state(RUNNING);
+                return false;
+            }
+            // Woken by this freeze already: sleep as asked.
+        }
     }
     let timed_out = t.sleep(deadline);
-    if freezable && freeze::freezing() {
-        freeze::refrigerator(&t, true);
-        t.flags().note_froze_in_sleep();
+    if freeze_point || kickable {
+        let e = freeze::epoch();
+        if e & 1 != 0 {
+            if freeze_point {
+                freeze::refrigerator(&t, true);
+                t.flags().note_froze_in_sleep();
+            } else {
+                t.inner().note_kicked(e);
+            }
+        }
     }
     timed_out
 }

@@ -46,7 +46,6 @@
 mod claim;
 mod flush;
 mod list;
-mod lock;
 mod run;
 
 pub use claim::{mod_delayed, queue, queue_delayed};
@@ -56,10 +55,10 @@ pub use flush::{cancel_sync, cancel_timers, flush_work, flush_worker};
 pub(crate) use list::Locked;
 pub use run::worker_fn;
 
+use crate::lock::RawLock;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::task::{self, TaskInner};
 use list::Guarded;
-use lock::RawLock;
 use std::ptr;
 
 /// A work function: called on the worker thread with the work item.

@@ -165,7 +165,13 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         spun = false;
         // Idle. Publish the sleeping state before the IDLE marker, so a
         // producer that sees IDLE and wakes us cannot be lost.
-        task::set_current_state(TaskState::Interruptible);
+        // A freezable worker's idle sleep is a freeze point (the kernel's
+        // worker loop is woken by the freeze and freezes right after).
+        task::set_current_state(if freezable {
+            TaskState::Interruptible.freezable()
+        } else {
+            TaskState::Interruptible.into()
+        });
         if !l.go_idle() {
             task::set_current_state(TaskState::Running);
             continue;

@@ -1,5 +1,6 @@
-//! A futex lock whose all-zero state is "unlocked", so a worker can be a
-//! static C object (`DEFINE_KTHREAD_WORKER`) with no constructor.
+//! A futex lock whose all-zero state is "unlocked", so the structures that
+//! embed it (a worker, a wait queue) can be static C objects
+//! (`DEFINE_KTHREAD_WORKER`, `DECLARE_WAIT_QUEUE_HEAD`) with no constructor.
 
 use crate::sync::{AtomicU32, Ordering};
 use crate::sys::futex;
@@ -9,20 +10,20 @@ const LOCKED: u32 = 1;
 /// Locked, and someone may sleep on it: unlock must wake.
 const CONTENDED: u32 = 2;
 
-/// The worker lock (the kernel's `worker->lock` spinlock, sleeping instead of spinning).
+/// The kernel's `raw_spinlock_t` of a worker or a wait queue, sleeping instead of spinning.
 #[repr(transparent)]
 #[derive(Debug, Default)]
-pub(super) struct RawLock(AtomicU32);
+pub(crate) struct RawLock(AtomicU32);
 
 impl RawLock {
     crate::sync::loom_const_fn! {
-        pub(super) fn new() -> RawLock {
+        pub(crate) fn new() -> RawLock {
             RawLock(AtomicU32::new(UNLOCKED))
         }
     }
 
     #[inline]
-    pub(super) fn lock(&self) {
+    pub(crate) fn lock(&self) {
         // Acquire pairs with the Release in `unlock`.
         if self
             .0
@@ -42,7 +43,7 @@ impl RawLock {
     }
 
     #[inline]
-    pub(super) fn unlock(&self) {
+    pub(crate) fn unlock(&self) {
         if self.0.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.0, 1);
         }
