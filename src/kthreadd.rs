@@ -167,14 +167,7 @@ pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<()
     Ok(())
 }
 
-/// Linux keeps 15 bytes of a thread name; cut on a character boundary.
-pub(crate) fn cut_name(name: &str) -> &str {
-    let mut end = name.len().min(15);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
-}
+pub(crate) use crate::task::cut_name;
 
 fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
     let me = &k.task;

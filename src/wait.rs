@@ -117,6 +117,15 @@ impl WaitEntry {
         }
     }
 
+    /// Sets or clears `WQ_FLAG_EXCLUSIVE` (under the queue's lock).
+    fn set_exclusive(&self, yes: bool) {
+        if yes {
+            self.flags.fetch_or(WQ_FLAG_EXCLUSIVE, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!WQ_FLAG_EXCLUSIVE, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the entry is on a queue now (`!list_empty(&entry)`).
     ///
     /// ```
@@ -421,8 +430,23 @@ impl WaitQueue {
     /// `e` stays valid and unmoved until it is unlinked: the caller calls
     /// [`finish_wait_entry`](Self::finish_wait_entry) before `e` goes
     /// away, and `e` is not linked on another queue.
-    pub unsafe fn prepare_to_wait_entry(&self, e: &WaitEntry, state: SleepState) {
-        self.prepare_raw(e, checked_raw(state));
+    /// `exclusive` sets or clears `WQ_FLAG_EXCLUSIVE` first (`Some`), or
+    /// keeps the entry's own (`None`).
+    pub unsafe fn prepare_to_wait_entry(
+        &self,
+        e: &WaitEntry,
+        state: SleepState,
+        exclusive: Option<bool>,
+    ) {
+        let raw = checked_raw(state);
+        let l = self.locked();
+        if let Some(x) = exclusive {
+            e.set_exclusive(x);
+        }
+        if !e.is_queued() {
+            l.link(e);
+        }
+        task::set_current_raw(raw);
     }
 
     /// `prepare_to_wait` with the state's bits (`e` kept valid by the caller).
@@ -450,15 +474,17 @@ impl WaitQueue {
         }
     }
 
-    /// Links `e` (a `WQ_FLAG_KEEP` entry: it stays linked across wakes)
-    /// without touching the caller's state (`add_wait_queue()`,
-    /// `add_wait_queue_exclusive()` with `WQ_FLAG_EXCLUSIVE`).
+    /// Links `e`, marked `WQ_FLAG_KEEP` (it stays linked across wakes),
+    /// without touching the caller's state (`add_wait_queue()`, and
+    /// `add_wait_queue_exclusive()` with `exclusive`).
     ///
     /// # Safety
     /// As [`prepare_to_wait_entry`](Self::prepare_to_wait_entry); the
     /// caller unlinks it with [`remove_wait_queue`](Self::remove_wait_queue).
-    pub unsafe fn add_wait_queue(&self, e: &WaitEntry) {
+    pub unsafe fn add_wait_queue(&self, e: &WaitEntry, exclusive: bool) {
         let l = self.locked();
+        e.set_exclusive(exclusive);
+        e.flags.fetch_or(WQ_FLAG_KEEP, Ordering::Relaxed);
         if !e.is_queued() {
             l.link(e);
         }

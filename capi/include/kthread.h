@@ -124,15 +124,72 @@ static inline bool IS_ERR_OR_NULL(const void *ptr)
 /* ------------------------------------------------------------------------ */
 /* Tasks, states, schedule and wake (<linux/sched.h>)                       */
 
+#ifndef TASK_COMM_LEN
+#define TASK_COMM_LEN 16
+#endif
+
 /*
  * A task: the shared state of one kthread (or of a thread that called
- * get_current()). Opaque; only ever handled by pointer.
+ * get_current()). Only ever handled by pointer. Two fields are public and
+ * read as the kernel's: `pid` (the thread id, as task_pid_nr()) and `comm`
+ * (the name, cut to 15 bytes and NUL-terminated); the rest is private.
  */
-struct task_struct;
+struct task_struct {
+	int pid;
+	char comm[TASK_COMM_LEN];
+};
 
-#define TASK_RUNNING 0x0000
-#define TASK_INTERRUPTIBLE 0x0001
-#define TASK_UNINTERRUPTIBLE 0x0002
+static inline int task_pid_nr(struct task_struct *tsk)
+{
+	return tsk->pid;
+}
+
+/* Copy tsk->comm into `buf` (an array): get_task_comm(buf, tsk). */
+char *__get_task_comm(char *buf, size_t buf_size, struct task_struct *tsk);
+#define get_task_comm(buf, tsk) __get_task_comm(buf, sizeof(buf), tsk)
+
+/*
+ * Keep `tsk` valid (its fields readable, wake_up_process() harmless) after
+ * it ends, until put_task_struct().
+ */
+struct task_struct *get_task_struct(struct task_struct *tsk);
+void put_task_struct(struct task_struct *tsk);
+
+/*
+ * Task states, with the kernel's values (6.1). Every bit the kernel defines
+ * is honoured: TASK_FREEZABLE marks a sleep as a freeze point (as
+ * wait_event_freezable() uses it); TASK_IDLE is an uninterruptible sleep
+ * shown as `I`; TASK_KILLABLE behaves as TASK_UNINTERRUPTIBLE (a fatal
+ * signal ends the whole process in user space). The states only the
+ * scheduler or the library set (stopped, traced, parked, dead, frozen, ...)
+ * and unknown bits are reported on stderr once per call site and sleep
+ * uninterruptibly instead: never a state in which schedule() returns at
+ * once.
+ */
+#define TASK_RUNNING 0x00000000
+#define TASK_INTERRUPTIBLE 0x00000001
+#define TASK_UNINTERRUPTIBLE 0x00000002
+#define __TASK_STOPPED 0x00000004
+#define __TASK_TRACED 0x00000008
+#define EXIT_DEAD 0x00000010
+#define EXIT_ZOMBIE 0x00000020
+#define TASK_PARKED 0x00000040
+#define TASK_DEAD 0x00000080
+#define TASK_WAKEKILL 0x00000100
+#define TASK_WAKING 0x00000200
+#define TASK_NOLOAD 0x00000400
+#define TASK_NEW 0x00000800
+#define TASK_RTLOCK_WAIT 0x00001000
+#define TASK_FREEZABLE 0x00002000
+#define __TASK_FREEZABLE_UNSAFE 0x00004000
+#define TASK_FROZEN 0x00008000
+#define TASK_STATE_MAX 0x00010000
+#define TASK_KILLABLE (TASK_WAKEKILL | TASK_UNINTERRUPTIBLE)
+#define TASK_STOPPED (TASK_WAKEKILL | __TASK_STOPPED)
+#define TASK_TRACED __TASK_TRACED
+#define TASK_IDLE (TASK_UNINTERRUPTIBLE | TASK_NOLOAD)
+#define TASK_NORMAL (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
+#define TASK_FREEZABLE_UNSAFE (TASK_FREEZABLE | __TASK_FREEZABLE_UNSAFE)
 
 /* Jiffies per second. Fixed by the library: do not redefine. */
 #define HZ 1000
@@ -156,10 +213,18 @@ struct task_struct *get_current(void);
  * schedule() sleeps only while the state is still not TASK_RUNNING, so a
  * wake_up_process() between the two is never lost. The kernel's
  * __set_current_state() omits a barrier; here both are the same, always
- * ordered, operation. States other than the three above are ignored.
+ * ordered, operation. Both are macros that pass the call site, so a state
+ * the library does not take is reported once per line that sets it; the
+ * functions of the same names serve callers that take their address.
  */
-void set_current_state(unsigned int state);
-void __set_current_state(unsigned int state);
+void (set_current_state)(unsigned int state);
+void (__set_current_state)(unsigned int state);
+void kthread_set_current_state_at(unsigned int state, const char *file,
+				  int line);
+#define set_current_state(state) \
+	kthread_set_current_state_at((state), __FILE__, __LINE__)
+#define __set_current_state(state) \
+	kthread_set_current_state_at((state), __FILE__, __LINE__)
 
 /* Sleep until woken, unless woken since set_current_state() already. */
 void schedule(void);
@@ -184,6 +249,24 @@ static inline long schedule_timeout_uninterruptible(long timeout)
 	return schedule_timeout(timeout);
 }
 
+static inline long schedule_timeout_killable(long timeout)
+{
+	set_current_state(TASK_KILLABLE);
+	return schedule_timeout(timeout);
+}
+
+static inline long schedule_timeout_idle(long timeout)
+{
+	set_current_state(TASK_IDLE);
+	return schedule_timeout(timeout);
+}
+
+/* A preemption point in the kernel; user-space threads are preempted anyway. */
+static inline int cond_resched(void)
+{
+	return 0;
+}
+
 /*
  * Wake `p` if it sleeps in TASK_INTERRUPTIBLE or TASK_UNINTERRUPTIBLE:
  * 1 if it was woken, 0 if it was already running; -EINVAL for NULL or an
@@ -200,6 +283,57 @@ static inline unsigned int jiffies_to_msecs(unsigned long j)
 {
 	return (unsigned int)(j * 1000 / HZ);
 }
+
+static inline unsigned int jiffies_to_usecs(unsigned long j)
+{
+	return (unsigned int)(j * (1000000 / HZ));
+}
+
+static inline unsigned long usecs_to_jiffies(unsigned int u)
+{
+	return ((unsigned long)u * HZ + 999999) / 1000000;
+}
+
+/*
+ * jiffies: the monotonic clock since boot in jiffies, starting at the
+ * kernel's INITIAL_JIFFIES offset; compare with time_after() and friends,
+ * which are right across a wrap.
+ */
+unsigned long kthread_jiffies(void);
+#define jiffies (kthread_jiffies())
+#define get_jiffies_64() ((unsigned long long)kthread_jiffies())
+
+#define time_after(a, b) ((long)((b) - (a)) < 0)
+#define time_before(a, b) time_after(b, a)
+#define time_after_eq(a, b) ((long)((a) - (b)) >= 0)
+#define time_before_eq(a, b) time_after_eq(b, a)
+#define time_in_range(a, b, c) (time_after_eq(a, b) && time_before_eq(a, c))
+#define time_in_range_open(a, b, c) (time_after_eq(a, b) && time_before(a, c))
+#define time_is_before_jiffies(a) time_after(jiffies, a)
+#define time_is_after_jiffies(a) time_before(jiffies, a)
+
+/*
+ * A relative timeout `j` rounded so that it ends on a whole second (down if
+ * less than a quarter second past one, else up), as the kernel's for CPU 0;
+ * `j` itself if the rounded end is not in the future.
+ */
+static inline unsigned long round_jiffies_relative(unsigned long j)
+{
+	unsigned long now = jiffies, end = now + j, rem = end % HZ;
+	unsigned long rounded = rem < HZ / 4 ? end - rem : end - rem + HZ;
+
+	return time_after(rounded, now) ? rounded - now : j;
+}
+
+/*
+ * Sleep `msecs` milliseconds interruptibly; returns the milliseconds left
+ * if a signal ended it early (none can reach a kthread yet: 0). A
+ * wake_up_process() does not end it.
+ */
+unsigned long msleep_interruptible(unsigned int msecs);
+
+/* Sleep at least `min` microseconds, uninterruptibly. */
+void usleep_range(unsigned long min, unsigned long max);
 
 /* Sleep at least `msecs` milliseconds (uninterruptible, as the kernel's). */
 static inline void msleep(unsigned int msecs)
@@ -345,6 +479,18 @@ struct task_struct *kthread_create_on_cpu(int (*threadfn)(void *data),
 					  void *data, unsigned int cpu,
 					  const char *namefmt);
 
+/* kthread_create_on_cpu(), then wake it. */
+static inline struct task_struct *
+kthread_run_on_cpu(int (*threadfn)(void *data), void *data, unsigned int cpu,
+		   const char *namefmt)
+{
+	struct task_struct *p = kthread_create_on_cpu(threadfn, data, cpu, namefmt);
+
+	if (!IS_ERR(p))
+		wake_up_process(p);
+	return p;
+}
+
 /*
  * Set should-stop, wake `k` (out of schedule(), kthread_parkme() and a
  * freeze in kthread_freezable_should_stop()), wait for threadfn to return
@@ -402,6 +548,10 @@ void kthread_parkme(void);
  */
 bool set_freezable(void);
 bool try_to_freeze(void);
+
+/* Whether `p` should freeze now: the system freezes and `p` is freezable. */
+bool kthread_freezing(struct task_struct *p);
+#define freezing(p) kthread_freezing(p)
 
 /*
  * Freeze if the system is freezing, then return kthread_should_stop().
@@ -467,10 +617,259 @@ void wait_for_completion(struct completion *x);
  */
 unsigned long wait_for_completion_timeout(struct completion *x,
 					  unsigned long timeout);
+/*
+ * The interruptible and killable waits return 0, or -ERESTARTSYS once a
+ * signal can end them (none can reach a kthread yet); the _timeout forms
+ * return as wait_for_completion_timeout(). The _io forms are the plain ones
+ * (I/O accounting does not exist in user space).
+ */
+static inline int wait_for_completion_interruptible(struct completion *x)
+{
+	wait_for_completion(x);
+	return 0;
+}
+
+static inline int wait_for_completion_killable(struct completion *x)
+{
+	wait_for_completion(x);
+	return 0;
+}
+
+static inline long
+wait_for_completion_interruptible_timeout(struct completion *x,
+					  unsigned long timeout)
+{
+	return (long)wait_for_completion_timeout(x, timeout);
+}
+
+static inline long wait_for_completion_killable_timeout(struct completion *x,
+							unsigned long timeout)
+{
+	return (long)wait_for_completion_timeout(x, timeout);
+}
+
+static inline void wait_for_completion_io(struct completion *x)
+{
+	wait_for_completion(x);
+}
+
+static inline unsigned long wait_for_completion_io_timeout(struct completion *x,
+							   unsigned long timeout)
+{
+	return wait_for_completion_timeout(x, timeout);
+}
+
 /* Consume a completion without sleeping: whether there was one. */
 bool try_wait_for_completion(struct completion *x);
 /* Whether a wait would return at once. */
 bool completion_done(struct completion *x);
+
+/* ------------------------------------------------------------------------ */
+/* Wait queues (<linux/wait.h>)                                             */
+
+/*
+ * A wait queue: a lock and a FIFO of sleeping tasks. Embeddable; all-zero
+ * memory is an empty queue, so DECLARE_WAIT_QUEUE_HEAD needs no
+ * constructor. Fields are private (the library's WaitQueue).
+ */
+typedef struct wait_queue_head {
+	unsigned int __lock;
+	unsigned int __sleepers;
+	void *__head;
+	void *__tail;
+} wait_queue_head_t;
+
+/*
+ * One waiter, usually on the waiter's stack (DEFINE_WAIT). `flags` holds
+ * WQ_FLAG_EXCLUSIVE; `private` is the waiting task. Must stay valid and
+ * unmoved while queued: finish_wait() / remove_wait_queue() before it goes.
+ * Custom wake functions (DEFINE_WAIT_FUNC) are not offered: a wake of a
+ * DEFINE_WAIT entry takes it off the queue (autoremove_wake_function), one
+ * of DECLARE_WAITQUEUE / add_wait_queue leaves it (default_wake_function).
+ */
+typedef struct wait_queue_entry {
+	unsigned int flags;
+#ifdef __cplusplus
+	void *__private; /* `private` is a C++ keyword */
+#else
+	void *private;
+#endif
+	void *__next;
+	void *__prev;
+} wait_queue_entry_t;
+
+#define WQ_FLAG_EXCLUSIVE 0x01
+/* Library-private: the entry stays queued across wakes (add_wait_queue). */
+#define __KTHREAD_WQ_FLAG_KEEP 0x100
+
+#define __WAIT_QUEUE_HEAD_INITIALIZER(name) { 0, 0, NULL, NULL }
+#define DECLARE_WAIT_QUEUE_HEAD(name) \
+	wait_queue_head_t name = __WAIT_QUEUE_HEAD_INITIALIZER(name)
+#define DECLARE_WAIT_QUEUE_HEAD_ONSTACK(name) DECLARE_WAIT_QUEUE_HEAD(name)
+void init_waitqueue_head(wait_queue_head_t *wq_head);
+
+#define DEFINE_WAIT(name) \
+	wait_queue_entry_t name = { 0, (void *)current, NULL, NULL }
+#define __WAITQUEUE_INITIALIZER(name, tsk) \
+	{ __KTHREAD_WQ_FLAG_KEEP, (void *)(tsk), NULL, NULL }
+#define DECLARE_WAITQUEUE(name, tsk) \
+	wait_queue_entry_t name = __WAITQUEUE_INITIALIZER(name, tsk)
+
+void kthread_init_wait_entry(wait_queue_entry_t *wq_entry,
+			     struct task_struct *tsk, unsigned int flags);
+#define init_wait_entry(wq_entry, flags) \
+	kthread_init_wait_entry((wq_entry), current, (flags))
+#define init_wait(wq_entry) init_wait_entry((wq_entry), 0)
+#define init_waitqueue_entry(wq_entry, tsk) \
+	kthread_init_wait_entry((wq_entry), (tsk), __KTHREAD_WQ_FLAG_KEEP)
+
+/*
+ * Link `wq_entry` (unless linked) and set the caller's state, under the
+ * queue's lock; then check the condition and schedule(). `exclusive`: 1
+ * sets WQ_FLAG_EXCLUSIVE (linked at the tail: a wake_up() wakes only one
+ * such waiter), 0 clears it, -1 keeps the entry's own. Returns 0, or
+ * -ERESTARTSYS once a signal can end an interruptible wait.
+ */
+long kthread_prepare_to_wait(wait_queue_head_t *wq_head,
+			     wait_queue_entry_t *wq_entry, unsigned int state,
+			     int exclusive, const char *file, int line);
+#define prepare_to_wait(wq_head, wq_entry, state)                          \
+	((void)kthread_prepare_to_wait((wq_head), (wq_entry), (state), 0,     \
+				       __FILE__, __LINE__))
+#define prepare_to_wait_exclusive(wq_head, wq_entry, state)                \
+	((void)kthread_prepare_to_wait((wq_head), (wq_entry), (state), 1,     \
+				       __FILE__, __LINE__))
+#define prepare_to_wait_event(wq_head, wq_entry, state)                    \
+	kthread_prepare_to_wait((wq_head), (wq_entry), (state), -1, __FILE__, \
+				__LINE__)
+/* Set TASK_RUNNING and take `wq_entry` off the queue if a wake has not. */
+void finish_wait(wait_queue_head_t *wq_head, wait_queue_entry_t *wq_entry);
+
+void add_wait_queue(wait_queue_head_t *wq_head, wait_queue_entry_t *wq_entry);
+void add_wait_queue_exclusive(wait_queue_head_t *wq_head,
+			      wait_queue_entry_t *wq_entry);
+void remove_wait_queue(wait_queue_head_t *wq_head,
+		       wait_queue_entry_t *wq_entry);
+
+/*
+ * Wake every non-exclusive waiter whose state `mode` covers, and
+ * `nr_exclusive` exclusive ones (0: all); returns how many it woke (the
+ * kernel's returns nothing). Not async-signal-safe: it takes the queue's
+ * lock.
+ */
+int __wake_up(wait_queue_head_t *wq_head, unsigned int mode, int nr_exclusive,
+	      void *key);
+#define wake_up(x) ((void)__wake_up((x), TASK_NORMAL, 1, NULL))
+#define wake_up_nr(x, nr) ((void)__wake_up((x), TASK_NORMAL, (nr), NULL))
+#define wake_up_all(x) ((void)__wake_up((x), TASK_NORMAL, 0, NULL))
+#define wake_up_interruptible(x) \
+	((void)__wake_up((x), TASK_INTERRUPTIBLE, 1, NULL))
+#define wake_up_interruptible_nr(x, nr) \
+	((void)__wake_up((x), TASK_INTERRUPTIBLE, (nr), NULL))
+#define wake_up_interruptible_all(x) \
+	((void)__wake_up((x), TASK_INTERRUPTIBLE, 0, NULL))
+
+/*
+ * Whether a task waits on the queue. Both carry the barrier of the kernel's
+ * wq_has_sleeper(): `cond = 1; if (wq_has_sleeper(&wq)) wake_up(&wq);`
+ * loses no wake-up.
+ */
+bool wq_has_sleeper(wait_queue_head_t *wq_head);
+#define waitqueue_active(wq_head) wq_has_sleeper(wq_head)
+
+/*
+ * wait_event*(): sleep until `condition` holds, re-checking it after every
+ * wake, as the kernel's macros (GNU statement expressions). The timeout
+ * forms return 0 if the time passed with the condition false, else the
+ * jiffies left, at least 1 (the condition is checked once more at expiry).
+ * The interruptible and freezable forms return 0, or -ERESTARTSYS once a
+ * signal can end them. wait_event_freezable*() sleep in TASK_FREEZABLE: a
+ * freezable kthread freezes inside them and re-checks after the thaw.
+ */
+#define ___wait_is_interruptible(state) ((state) & TASK_INTERRUPTIBLE)
+
+#define ___wait_event(wq_head, condition, state, exclusive, ret, cmd)      \
+	({                                                                   \
+		wait_queue_entry_t __wq_entry;                               \
+		long __ret = ret;                                            \
+		init_wait_entry(&__wq_entry,                                 \
+				(exclusive) ? WQ_FLAG_EXCLUSIVE : 0);        \
+		for (;;) {                                                   \
+			long __int = prepare_to_wait_event(&(wq_head),       \
+							   &__wq_entry,      \
+							   (state));         \
+			if (condition)                                       \
+				break;                                       \
+			if (___wait_is_interruptible(state) && __int) {      \
+				__ret = __int;                               \
+				break;                                       \
+			}                                                    \
+			cmd;                                                 \
+		}                                                            \
+		finish_wait(&(wq_head), &__wq_entry);                        \
+		__ret;                                                       \
+	})
+
+#define ___wait_cond_timeout(condition)                                    \
+	({                                                                   \
+		bool __cond = (condition);                                   \
+		if (__cond && !__ret)                                        \
+			__ret = 1;                                           \
+		__cond || !__ret;                                            \
+	})
+
+#define wait_event(wq_head, condition)                                     \
+	do {                                                                 \
+		if (condition)                                               \
+			break;                                               \
+		(void)___wait_event(wq_head, condition, TASK_UNINTERRUPTIBLE, \
+				    0, 0, schedule());                       \
+	} while (0)
+
+#define __wait_event_state(wq_head, condition, state, exclusive)           \
+	({                                                                   \
+		int __r = 0;                                                 \
+		if (!(condition))                                            \
+			__r = (int)___wait_event(wq_head, condition, state,  \
+						 exclusive, 0, schedule());  \
+		__r;                                                         \
+	})
+
+#define wait_event_interruptible(wq_head, condition) \
+	__wait_event_state(wq_head, condition, TASK_INTERRUPTIBLE, 0)
+#define wait_event_interruptible_exclusive(wq_head, condition) \
+	__wait_event_state(wq_head, condition, TASK_INTERRUPTIBLE, 1)
+#define wait_event_killable(wq_head, condition) \
+	__wait_event_state(wq_head, condition, TASK_KILLABLE, 0)
+#define wait_event_idle(wq_head, condition) \
+	((void)__wait_event_state(wq_head, condition, TASK_IDLE, 0))
+#define wait_event_freezable(wq_head, condition)                         \
+	__wait_event_state(wq_head, condition,                           \
+			   (TASK_INTERRUPTIBLE | TASK_FREEZABLE), 0)
+
+#define __wait_event_timeout_state(wq_head, condition, state, timeout)     \
+	({                                                                   \
+		long __ret = (long)(timeout);                                \
+		if (!___wait_cond_timeout(condition))                        \
+			__ret = ___wait_event(wq_head,                       \
+					      ___wait_cond_timeout(condition), \
+					      state, 0, timeout,             \
+					      __ret = schedule_timeout(__ret)); \
+		__ret;                                                       \
+	})
+
+#define wait_event_timeout(wq_head, condition, timeout) \
+	__wait_event_timeout_state(wq_head, condition, TASK_UNINTERRUPTIBLE, timeout)
+#define wait_event_interruptible_timeout(wq_head, condition, timeout) \
+	__wait_event_timeout_state(wq_head, condition, TASK_INTERRUPTIBLE, timeout)
+#define wait_event_killable_timeout(wq_head, condition, timeout) \
+	__wait_event_timeout_state(wq_head, condition, TASK_KILLABLE, timeout)
+#define wait_event_idle_timeout(wq_head, condition, timeout) \
+	__wait_event_timeout_state(wq_head, condition, TASK_IDLE, timeout)
+#define wait_event_freezable_timeout(wq_head, condition, timeout)          \
+	__wait_event_timeout_state(wq_head, condition,                     \
+				   (TASK_INTERRUPTIBLE | TASK_FREEZABLE),   \
+				   timeout)
 
 /* ------------------------------------------------------------------------ */
 /* Workers and work items (<linux/kthread.h>)                               */
@@ -482,6 +881,7 @@ typedef void (*kthread_work_func_t)(struct kthread_work *work);
 #define KTW_FREEZABLE (1 << 0)
 
 #define KTHREAD_SIZEOF_WORKER 192
+#define KTHREAD_WORKER_TASK_OFFSET 80
 #define KTHREAD_ALIGNOF_WORKER 64
 #define KTHREAD_SIZEOF_WORK 48
 #define KTHREAD_ALIGNOF_WORK 8
@@ -493,14 +893,19 @@ typedef void (*kthread_work_func_t)(struct kthread_work *work);
 /*
  * A worker: one kthread running queued work items in FIFO order. Embeddable
  * (so container_of() works); all-zero memory is an initialised worker with
- * no thread. Opaque: the library's RawWorker, whose size and alignment the
+ * no thread. Opaque but for `task`: the library's RawWorker, whose size and alignment the
  * assertions below and the library itself check.
  * It is 64-byte aligned (a cache line): on the heap use aligned_alloc() or
  * posix_memalign(), not malloc(); a misaligned one is refused (WARN).
  */
 struct kthread_worker {
 	KTHREAD_ALIGNAS(KTHREAD_ALIGNOF_WORKER)
-	unsigned char __kthread_private[KTHREAD_SIZEOF_WORKER];
+	unsigned char __kthread_private[KTHREAD_WORKER_TASK_OFFSET];
+	/* The thread serving the worker; NULL while none does (read-only). */
+	struct task_struct *task;
+	unsigned char __kthread_private_tail[KTHREAD_SIZEOF_WORKER -
+					     KTHREAD_WORKER_TASK_OFFSET -
+					     sizeof(void *)];
 };
 
 /*
@@ -549,10 +954,21 @@ KTHREAD_STATIC_ASSERT(sizeof(struct completion) == KTHREAD_SIZEOF_COMPLETION,
 		      "struct completion does not match Completion");
 KTHREAD_STATIC_ASSERT(KTHREAD_ALIGNOF(struct completion) == KTHREAD_ALIGNOF_COMPLETION,
 		      "struct completion alignment does not match Completion");
+KTHREAD_STATIC_ASSERT(offsetof(struct kthread_worker, task) ==
+			      KTHREAD_WORKER_TASK_OFFSET,
+		      "kthread_worker.task is not where RawWorker keeps it");
+KTHREAD_STATIC_ASSERT(sizeof(wait_queue_head_t) == 24,
+		      "wait_queue_head_t does not match WaitQueue");
+KTHREAD_STATIC_ASSERT(sizeof(wait_queue_entry_t) == 32,
+		      "struct wait_queue_entry does not match WaitEntry");
+KTHREAD_STATIC_ASSERT(offsetof(wait_queue_entry_t, __next) == 16,
+		      "wait_queue_entry.private is not where WaitEntry keeps it");
+KTHREAD_STATIC_ASSERT(offsetof(struct task_struct, comm) == 4,
+		      "task_struct.comm is not where TaskInner keeps it");
 KTHREAD_STATIC_ASSERT(sizeof(struct cpumask) == KTHREAD_NR_CPUS / 8,
 		      "struct cpumask must hold KTHREAD_NR_CPUS bits");
 
-#define KTHREAD_WORKER_INIT(worker) { { 0 } }
+#define KTHREAD_WORKER_INIT(worker) { { 0 }, NULL, { 0 } }
 #define KTHREAD_WORK_INIT(work, fn) { 0, NULL, NULL, (fn), NULL, 0, 0 }
 #define KTHREAD_DELAYED_WORK_INIT(dwork, fn) \
 	{ KTHREAD_WORK_INIT((dwork).work, (fn)), 0 }

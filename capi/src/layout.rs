@@ -58,6 +58,11 @@ const _: () = assert!(align_of::<RawDelayedWork>() == ALIGNOF_DELAYED_WORK);
 const _: () = assert!(size_of::<Completion>() == SIZEOF_COMPLETION);
 const _: () = assert!(align_of::<Completion>() == ALIGNOF_COMPLETION);
 const _: () = assert!(size_of::<CpuMask>() == SIZEOF_CPUMASK);
+// `wait_queue_head_t` and `struct wait_queue_entry` (asserted in the header too).
+const _: () = assert!(size_of::<kthread_rs::WaitQueue>() == 24);
+const _: () = assert!(align_of::<kthread_rs::WaitQueue>() == 8);
+const _: () = assert!(size_of::<kthread_rs::wait::WaitEntry>() == 32);
+const _: () = assert!(align_of::<kthread_rs::wait::WaitEntry>() == 8);
 
 #[cfg(test)]
 mod tests {

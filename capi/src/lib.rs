@@ -26,6 +26,7 @@ mod freezer;
 mod kthread;
 mod layout;
 mod sched;
+mod wait;
 mod worker;
 
 use std::ffi::{c_int, c_void};

@@ -308,6 +308,11 @@ fn signal_queue() {
 }
 
 #[test]
+fn wait_queue() {
+    run_program("wait_queue.c", Lang::C);
+}
+
+#[test]
 fn bad_pointers() {
     run_program("bad_pointers.c", Lang::C);
 }

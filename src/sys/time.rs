@@ -19,6 +19,11 @@ impl Deadline {
         Deadline(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
     }
 
+    /// The time since boot (`CLOCK_MONOTONIC` itself).
+    pub(crate) fn since_boot(self) -> Duration {
+        self.0
+    }
+
     /// `d` from now, saturating far in the future instead of overflowing.
     pub(crate) fn after(d: Duration) -> Deadline {
         let now = Self::now().0;

@@ -98,6 +98,7 @@ pub(crate) fn current_or_adopt() -> Task {
         return t;
     }
     let t = Task::foreign("foreign");
+    t.set_tid(crate::sys::sched::gettid());
     if !torn_down() {
         // `try_with`: ADOPTED itself may be gone if we are called from a
         // later thread-local destructor; the task is then simply not kept.

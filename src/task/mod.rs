@@ -49,7 +49,7 @@ mod sched;
 pub(crate) use current::{
     clear_current, current_or_adopt, current_task, set_current, with_current,
 };
-pub use sched::{schedule, schedule_timeout, set_current_state};
+pub use sched::{schedule, schedule_timeout, set_current_state, sleep_for, uptime};
 pub(crate) use sched::{schedule_until, set_current_raw};
 
 use crate::completion::Completion;
@@ -293,10 +293,17 @@ pub(crate) unsafe fn wake_ptr(p: *const c_void, mask: u32) -> bool {
 /// # Invariants
 /// `state` is changed only by the methods of this module (an RMW each, see
 /// the module docs); `flags` only by [`Flags`]' methods.
+///
+/// `repr(C)`, with the fields C code reads directly first: `pid` and
+/// `comm` of the header's `struct task_struct`.
+#[repr(C)]
 pub(crate) struct TaskInner {
+    /// The OS thread id (`task->pid`).
+    tid: AtomicI32,
+    /// The name cut to 15 bytes and NUL-terminated (`task->comm`).
+    comm: [u8; COMM_LEN],
     state: AtomicU32,
     flags: Flags,
-    tid: AtomicI32,
     name: Box<str>,
     /// NUMA node asked for at creation.
     node: Option<usize>,
@@ -368,6 +375,26 @@ impl fmt::Debug for Task {
     }
 }
 
+/// `TASK_COMM_LEN`: the bytes of `task->comm`, its NUL included.
+pub const COMM_LEN: usize = 16;
+
+/// `name` as the OS keeps it (`cut_name`), NUL-padded.
+fn comm_of(name: &str) -> [u8; COMM_LEN] {
+    let mut comm = [0u8; COMM_LEN];
+    let cut = cut_name(name);
+    comm[..cut.len()].copy_from_slice(cut.as_bytes());
+    comm
+}
+
+/// Linux keeps 15 bytes of a thread name; cut on a character boundary.
+pub(crate) fn cut_name(name: &str) -> &str {
+    let mut end = name.len().min(COMM_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// What a task is born with.
 pub(crate) struct TaskInit {
     pub name: Box<str>,
@@ -381,9 +408,10 @@ pub(crate) struct TaskInit {
 impl Task {
     pub(crate) fn new(init: TaskInit) -> Task {
         Task(Arc::new(TaskInner {
+            tid: AtomicI32::new(0),
+            comm: comm_of(&init.name),
             state: AtomicU32::new(RUNNING),
             flags: Flags::new(init.flags),
-            tid: AtomicI32::new(0),
             name: init.name,
             node: init.node,
             cpu: init.cpu,
@@ -470,6 +498,29 @@ impl Task {
         }
     }
 
+    /// Gives up this reference as a pointer (`get_task_struct()` then keeps
+    /// it); [`Task::from_raw`] takes it back.
+    ///
+    /// ```
+    /// let p = kthread::Task::current().into_raw();
+    /// // SAFETY: `p` came from `into_raw` and is taken back once.
+    /// let t = unsafe { kthread::Task::from_raw(p) };
+    /// assert_eq!(t, kthread::Task::current());
+    /// ```
+    pub fn into_raw(self) -> *const c_void {
+        Arc::into_raw(self.0).cast()
+    }
+
+    /// Takes back a reference given up by [`Task::into_raw`] (`put_task_struct()`
+    /// when the result is dropped).
+    ///
+    /// # Safety
+    /// `ptr` comes from [`Task::into_raw`] and is taken back at most once.
+    pub unsafe fn from_raw(ptr: *const c_void) -> Task {
+        // SAFETY: by the contract, the reference `into_raw` gave up.
+        Task(unsafe { Arc::from_raw(ptr.cast::<TaskInner>()) })
+    }
+
     /// The shared state, for the raw layers that keep a task by address.
     #[inline]
     pub(crate) fn inner(&self) -> &TaskInner {
@@ -486,6 +537,19 @@ impl Task {
     #[inline]
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// The name as C sees it in `task->comm`: cut to 15 bytes (on a character
+    /// boundary, as the OS thread name), NUL-terminated.
+    ///
+    /// ```
+    /// let k = kthread::create("a-rather-long-kthread-name", || ())?;
+    /// assert_eq!(&k.task().comm()[..16], b"a-rather-long-k\0");
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[inline]
+    pub fn comm(&self) -> &[u8; COMM_LEN] {
+        &self.0.comm
     }
 
     /// The OS thread id (as in `/proc/self/task`); stable for the task's life.

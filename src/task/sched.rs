@@ -158,3 +158,41 @@ pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
     }
     timed_out
 }
+
+/// The time since boot on the clock every timeout of the library uses
+/// (`CLOCK_MONOTONIC`, which stops during suspend as the kernel's jiffies
+/// do); the C ABI's `jiffies` count it.
+///
+/// ```
+/// let a = kthread::task::uptime();
+/// assert!(kthread::task::uptime() >= a);
+/// ```
+pub fn uptime() -> Duration {
+    Deadline::now().since_boot()
+}
+
+/// Sleeps for all of `d` in `state`: a wake ends the current sleep but not
+/// the wait, which sleeps on until the time has passed (the kernel's
+/// `msleep()` with `Uninterruptible`, `msleep_interruptible()` with
+/// `Interruptible`, `usleep_range()`). A freezable state is a freeze point.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// kthread::task::sleep_for(Duration::from_millis(3), kthread::TaskState::Uninterruptible);
+/// assert!(start.elapsed() >= Duration::from_millis(3));
+/// ```
+pub fn sleep_for(d: Duration, state: impl Into<SleepState>) {
+    let state = state.into();
+    let deadline = Deadline::after(d);
+    loop {
+        set_current_state(state);
+        if schedule_until(Some(deadline)) {
+            return;
+        }
+        if deadline.passed() {
+            set_current_state(super::TaskState::Running);
+            return;
+        }
+    }
+}

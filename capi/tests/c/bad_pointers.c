@@ -100,9 +100,22 @@ int main(void)
 		      kthread_data(k) == NULL && kthread_bind(k, 0) == -EINVAL);
 
 	/* Scheduling. */
-	set_current_state(77); /* not a state: ignored */
-	schedule();
-	CHECK("an unknown state is ignored: schedule() returns at once", 1);
+	{
+		/* Bits no sleeping code sets, and bits that are no state:
+		 * reported (once per line), and the sleep is a real one. */
+		long long t0 = now_ms();
+		long left;
+
+		set_current_state(77);
+		left = schedule_timeout(10);
+		CHECK("a state with library-owned bits sleeps (no busy loop)",
+		      left == 0 && now_ms() - t0 >= 10);
+		t0 = now_ms();
+		set_current_state(TASK_STATE_MAX << 1);
+		left = schedule_timeout(10);
+		CHECK("an unknown state bit sleeps (no busy loop)",
+		      left == 0 && now_ms() - t0 >= 10);
+	}
 	CHECK("schedule_timeout(negative) returns 0 at once", schedule_timeout(-5) == 0);
 
 	/* Completions. */
