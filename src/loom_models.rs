@@ -509,3 +509,39 @@ fn loom_delayed_arm_mod_cancel() {
         stop_worker(t, h);
     });
 }
+
+/// Wait queue: a non-exclusive and an exclusive waiter in `wait_event`
+/// against `cond = true; wake_up()`. `wake_up` wakes every non-exclusive
+/// waiter and one exclusive one, so both must return (a lost wake-up is a
+/// deadlock), and `finish_wait` leaves the queue empty. The waiters'
+/// entries live in their frames: a waker touching one after its waiter
+/// returned would be a causality violation on the entry's cells.
+#[test]
+fn loom_wait_queue_prepare_wake_finish() {
+    model("loom_wait_queue_prepare_wake_finish", || {
+        let wq = Arc::new(crate::wait::WaitQueue::new());
+        let ready = Arc::new(AtomicBool::new(false));
+        let waiter = |exclusive: bool| {
+            let (wq, ready) = (wq.clone(), ready.clone());
+            thread::spawn(move || {
+                let t = new_task(flags::WOKEN);
+                task::set_current(&t);
+                let cond = || ready.load(Ordering::Relaxed);
+                if exclusive {
+                    wq.wait_event_interruptible_exclusive(cond).unwrap();
+                } else {
+                    wq.wait_event(cond);
+                }
+                assert_eq!(t.state(), task::TaskState::Running);
+                task::clear_current();
+            })
+        };
+        let shared = waiter(false);
+        let exclusive = waiter(true);
+        ready.store(true, Ordering::Relaxed);
+        wq.wake_up();
+        shared.join().unwrap();
+        exclusive.join().unwrap();
+        assert!(!wq.has_sleeper(), "an entry was left on the queue");
+    });
+}
