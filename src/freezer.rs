@@ -8,8 +8,14 @@
 //! # Protocol (details in `docs/design.md`)
 //!
 //! `freeze` sets the global *freezing* flag, then kicks every freezable task
-//! out of an `Interruptible` sleep (an RMW on its state word, which orders
-//! the flag before the task's next `set_current_state`). A task enters the
+//! out of an `Interruptible` sleep or a sleep marked freezable (an RMW on
+//! its state word, which orders the flag before the task's next
+//! `set_current_state`). As in Linux 6.1+, the freeze points are
+//! `try_to_freeze`, `freezable_should_stop`, sleeps marked freezable
+//! ([`TaskState::freezable`](crate::TaskState::freezable), the
+//! `wait_event_freezable*` of [`WaitQueue`](crate::WaitQueue)) and the gap
+//! between two items of a freezable worker; a plain interruptible sleep is
+//! only woken, so the task goes round its loop to one. A task enters the
 //! refrigerator at its next freeze point, marks itself `FROZEN` and bumps the
 //! freezer's sequence word, on which `freeze` sleeps (a futex, no polling)
 //! until every freezable task is quiescent. `thaw` clears the flag and does
