@@ -505,6 +505,17 @@ kthread_run_on_cpu(int (*threadfn)(void *data), void *data, unsigned int cpu,
  * `k` is invalid once this returns.
  */
 int kthread_stop(struct task_struct *k);
+
+/*
+ * End the calling kthread with `result` (what kthread_stop() returns), from
+ * anywhere below its threadfn: the frames in between are unwound, so they
+ * need unwind tables (the default of gcc and clang on x86-64 and aarch64
+ * Linux; -fexceptions makes sure). Outside a kthread created here it is
+ * reported and returns. kthread_complete_and_exit() first completes `comp`.
+ */
+struct completion;
+void kthread_exit(long result);
+void kthread_complete_and_exit(struct completion *comp, long code);
 #define kthread_stop_put(k) kthread_stop(k)
 
 /* Whether the calling kthread was asked to stop; false outside kthreads. */
@@ -924,7 +935,12 @@ struct kthread_work {
 	unsigned int __whence;
 };
 
-/* A work item that is queued after a delay; its func gets &dwork->work. */
+/*
+ * A work item that is queued after a delay; its func gets &dwork->work.
+ * The worker keeps the delay itself (no struct timer_list, so no
+ * kthread_delayed_work_timer_fn(): to run an armed one now, use
+ * kthread_mod_delayed_work(worker, dwork, 0)).
+ */
 struct kthread_delayed_work {
 	struct kthread_work work;
 	unsigned long long __deadline;
@@ -1029,6 +1045,25 @@ kthread_create_worker(unsigned int flags, const char namefmt[], ...)
 }
 
 #define kthread_run_worker(flags, ...) kthread_create_worker(flags, __VA_ARGS__)
+
+/*
+ * As kthread_create_worker(), its thread's memory placed on NUMA `node`
+ * (NUMA_NO_NODE: anywhere); 6.14's name. Returns the worker running.
+ */
+static inline struct kthread_worker *
+kthread_create_worker_on_node(unsigned int flags, int node,
+			      const char namefmt[], ...)
+{
+	char name[KTHREAD_NAME_MAX];
+	va_list args;
+
+	if (!namefmt)
+		return (struct kthread_worker *)ERR_PTR(-EINVAL);
+	va_start(args, namefmt);
+	vsnprintf(name, sizeof(name), namefmt, args);
+	va_end(args);
+	return kthread_create_worker_name(flags, node, -1, name);
+}
 
 static inline struct kthread_worker *
 kthread_create_worker_on_cpu(int cpu, unsigned int flags,

@@ -11,10 +11,21 @@ use crate::{bad_ptr, err_ptr, guard, lock, SendPtr};
 use kthread_rs::{Builder, Kthread, Task};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
-/// A kthread function: `int threadfn(void *data)`.
-pub(crate) type ThreadFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+/// A kthread function: `int threadfn(void *data)`. `C-unwind`: a
+/// `kthread_exit()` deep inside it unwinds through its frames back to us.
+pub(crate) type ThreadFn = unsafe extern "C-unwind" fn(*mut c_void) -> c_int;
+
+/// The unwind payload of `kthread_exit()`: the kthread's result.
+struct KthreadExit(c_int);
+
+thread_local! {
+    /// Whether this thread is inside a C threadfn, where `kthread_exit()`
+    /// can unwind to the catch around it.
+    static IN_THREADFN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// `NUMA_NO_NODE`.
 pub(crate) const NUMA_NO_NODE: c_int = -1;
@@ -110,8 +121,17 @@ unsafe fn create(
     };
     let arg = SendPtr(data);
     let created = b.data(CData(data as usize)).create(move || {
+        IN_THREADFN.with(|f| f.set(true));
         // SAFETY: the C caller gave `threadfn` and `data` for this thread.
-        unsafe { threadfn(arg.get()) }
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { threadfn(arg.get()) }));
+        IN_THREADFN.with(|f| f.set(false));
+        match run {
+            Ok(result) => result,
+            Err(payload) => match payload.downcast::<KthreadExit>() {
+                Ok(exit) => exit.0,
+                Err(payload) => std::panic::resume_unwind(payload),
+            },
+        }
     });
     match created {
         Ok(k) => {
@@ -371,4 +391,37 @@ mod tests {
             assert!(kthread_data(std::ptr::null_mut()).is_null());
         }
     }
+}
+
+/// Ends the calling kthread with `result`, which `kthread_stop()` returns,
+/// from anywhere in its threadfn's call chain (`kthread_exit()`). It
+/// unwinds the C frames between here and the threadfn (they need unwind
+/// tables: gcc's and clang's default on x86-64 and aarch64 Linux). Called
+/// on a thread that is not a kthread of the C API, it is reported and
+/// returns (the kernel's would be a bug there too).
+#[no_mangle]
+pub extern "C-unwind" fn kthread_exit(result: std::ffi::c_long) {
+    let mine = IN_THREADFN.try_with(std::cell::Cell::get).unwrap_or(false);
+    if !mine {
+        crate::warn(format_args!(
+            "kthread_exit({result}) outside a kthread created through kthread.h: ignored"
+        ));
+        return;
+    }
+    std::panic::resume_unwind(Box::new(KthreadExit(result as c_int)));
+}
+
+/// Completes `comp` (if not NULL), then [`kthread_exit`]s with `code`
+/// (`kthread_complete_and_exit()`).
+///
+/// # Safety
+/// `comp` is NULL, an error pointer or a live `struct completion`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn kthread_complete_and_exit(
+    comp: *mut kthread_rs::Completion,
+    code: std::ffi::c_long,
+) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { crate::completion::complete(comp) };
+    kthread_exit(code);
 }

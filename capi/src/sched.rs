@@ -225,10 +225,7 @@ fn duration_to_jiffies_floor(d: Duration) -> u64 {
 pub extern "C" fn usleep_range(min: std::ffi::c_ulong, max: std::ffi::c_ulong) {
     guard("usleep_range", (), || {
         let _ = max;
-        kthread_rs::task::sleep_for(
-            Duration::from_micros(min),
-            TaskState::Uninterruptible,
-        )
+        kthread_rs::task::sleep_for(Duration::from_micros(min), TaskState::Uninterruptible)
     })
 }
 

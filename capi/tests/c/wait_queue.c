@@ -101,6 +101,27 @@ static int fields_fn(void *data)
 	return 0;
 }
 
+static int after_exit;
+static struct completion exit_done;
+
+static void deep_exit(int depth, long code)
+{
+	if (depth)
+		deep_exit(depth - 1, code);
+	else if (code == 8)
+		kthread_complete_and_exit(&exit_done, code);
+	else
+		kthread_exit(code);
+	after_exit = 1;
+}
+
+static int exit_fn(void *data)
+{
+	deep_exit(5, (long)data);
+	after_exit = 1;
+	return -1;
+}
+
 int main(void)
 {
 	struct task_struct *k, *ex[3];
@@ -193,12 +214,28 @@ int main(void)
 	w = kthread_create_worker(0, "ktc-worker");
 	CHECK("worker_task", !IS_ERR(w) && w->task != NULL && strcmp(w->task->comm, "ktc-worker") == 0);
 	kthread_destroy_worker(w);
+	w = kthread_create_worker_on_node(0, NUMA_NO_NODE, "ktc-node/%d", 0);
+	CHECK("create_worker_on_node", !IS_ERR(w) && w->task != NULL && strcmp(w->task->comm, "ktc-node/0") == 0);
+	kthread_destroy_worker(w);
+	w = kthread_create_worker_on_node(0, 100000, "ktc-node/%d", 1);
+	CHECK("create_worker_on_a_node_that_cannot_exist_fails", IS_ERR(w));
 	k = kthread_run(fields_fn, NULL, "ktc-fields-is-long");
 	get_task_struct(k);
 	kthread_stop(k);
 	CHECK("get_task_struct_keeps_comm", strcmp(k->comm, "ktc-fields-is-l") == 0);
 	put_task_struct(k);
 	CHECK("cond_resched", cond_resched() == 0);
+
+	/* kthread_exit() from deep inside; kthread_complete_and_exit(). */
+	init_completion(&exit_done);
+	k = kthread_run(exit_fn, (void *)7L, "ktc-exit");
+	CHECK("kthread_exit_result", kthread_stop(k) == 7 && !after_exit);
+	k = kthread_run(exit_fn, (void *)8L, "ktc-exit");
+	CHECK("kthread_complete_and_exit_completes",
+	      wait_for_completion_timeout(&exit_done, WAIT_LONG) > 0);
+	CHECK("kthread_complete_and_exit_result", kthread_stop(k) == 8 && !after_exit);
+	kthread_exit(1); /* not a kthread: reported, returns */
+	CHECK("kthread_exit_outside_returns", 1);
 	CHECK("freezing_false", !freezing(current));
 	return check_summary();
 }
