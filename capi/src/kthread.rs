@@ -334,6 +334,39 @@ fn errno_of(r: Result<(), kthread_rs::Error>) -> c_int {
     }
 }
 
+/// Ends the calling kthread with `result`, which `kthread_stop()` returns,
+/// from anywhere in its threadfn's call chain (`kthread_exit()`). It
+/// unwinds the C frames between here and the threadfn (they need unwind
+/// tables: gcc's and clang's default on x86-64 and aarch64 Linux). Called
+/// on a thread that is not a kthread of the C API, it is reported and
+/// returns (the kernel's would be a bug there too).
+#[no_mangle]
+pub extern "C-unwind" fn kthread_exit(result: std::ffi::c_long) {
+    let mine = IN_THREADFN.try_with(std::cell::Cell::get).unwrap_or(false);
+    if !mine {
+        crate::warn(format_args!(
+            "kthread_exit({result}) outside a kthread created through kthread.h: ignored"
+        ));
+        return;
+    }
+    std::panic::resume_unwind(Box::new(KthreadExit(result as c_int)));
+}
+
+/// Completes `comp` (if not NULL), then [`kthread_exit`]s with `code`
+/// (`kthread_complete_and_exit()`).
+///
+/// # Safety
+/// `comp` is NULL, an error pointer or a live `struct completion`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn kthread_complete_and_exit(
+    comp: *mut kthread_rs::Completion,
+    code: std::ffi::c_long,
+) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { crate::completion::complete(comp) };
+    kthread_exit(code);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,7 +375,7 @@ mod tests {
 
     static RUNS: AtomicUsize = AtomicUsize::new(0);
 
-    unsafe extern "C" fn add_one(data: *mut c_void) -> c_int {
+    unsafe extern "C-unwind" fn add_one(data: *mut c_void) -> c_int {
         RUNS.fetch_add(1, Ordering::SeqCst);
         data as usize as c_int + 1
     }
@@ -391,37 +424,4 @@ mod tests {
             assert!(kthread_data(std::ptr::null_mut()).is_null());
         }
     }
-}
-
-/// Ends the calling kthread with `result`, which `kthread_stop()` returns,
-/// from anywhere in its threadfn's call chain (`kthread_exit()`). It
-/// unwinds the C frames between here and the threadfn (they need unwind
-/// tables: gcc's and clang's default on x86-64 and aarch64 Linux). Called
-/// on a thread that is not a kthread of the C API, it is reported and
-/// returns (the kernel's would be a bug there too).
-#[no_mangle]
-pub extern "C-unwind" fn kthread_exit(result: std::ffi::c_long) {
-    let mine = IN_THREADFN.try_with(std::cell::Cell::get).unwrap_or(false);
-    if !mine {
-        crate::warn(format_args!(
-            "kthread_exit({result}) outside a kthread created through kthread.h: ignored"
-        ));
-        return;
-    }
-    std::panic::resume_unwind(Box::new(KthreadExit(result as c_int)));
-}
-
-/// Completes `comp` (if not NULL), then [`kthread_exit`]s with `code`
-/// (`kthread_complete_and_exit()`).
-///
-/// # Safety
-/// `comp` is NULL, an error pointer or a live `struct completion`.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn kthread_complete_and_exit(
-    comp: *mut kthread_rs::Completion,
-    code: std::ffi::c_long,
-) {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { crate::completion::complete(comp) };
-    kthread_exit(code);
 }
