@@ -41,6 +41,25 @@ static int ticker_fn(void *data)
 	return t->handled;
 }
 
+/* A consumer on a wait queue, as kernel code writes it. */
+static DECLARE_WAIT_QUEUE_HEAD(requests_wq);
+static int requests, served;
+
+static int server_fn(void *data)
+{
+	(void)data;
+	while (!kthread_should_stop()) {
+		if (wait_event_interruptible(requests_wq,
+					     __atomic_load_n(&requests, __ATOMIC_ACQUIRE) > served ||
+						     kthread_should_stop()))
+			continue; /* a signal: -ERESTARTSYS */
+		while (__atomic_load_n(&requests, __ATOMIC_ACQUIRE) > served)
+			printf("server: request %d served by %s (pid %d)\n", ++served,
+			       current->comm, current->pid);
+	}
+	return served;
+}
+
 /* A driver-like structure whose work item is recovered with container_of. */
 struct my_device {
 	const char *name;
@@ -78,6 +97,16 @@ int main(void)
 	}
 	ret = kthread_stop(k);
 	printf("stopped: kthread_stop() returned %d\n", ret);
+
+	k = kthread_run(server_fn, NULL, "server");
+	if (IS_ERR(k))
+		return 1;
+	for (i = 0; i < 3; i++) {
+		__atomic_add_fetch(&requests, 1, __ATOMIC_RELEASE);
+		wake_up(&requests_wq);
+	}
+	/* The stop reaches the waiter: its condition includes kthread_should_stop(). */
+	printf("server: stopped after %d requests\n", kthread_stop(k));
 
 	worker = kthread_create_worker(0, "events/%d", 0);
 	if (IS_ERR(worker)) {
