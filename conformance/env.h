@@ -18,7 +18,8 @@
  * name and CPU, task references (get_task_struct on the kernel only), heap
  * memory, the kernel-side freeze (pm_suspend with pm_test=freezer), plus the
  * kernel's atomic_t API for user space and the names a 6.1 kernel lacks
- * (the 3.x worker names, and 6.14's kthread_run_worker*).
+ * or does not export to modules (the 3.x worker names, 6.14's
+ * kthread_run_worker*, kthread_exit).
  *
  * Output: one line per check, "ok PROG.NAME" or "FAIL PROG.NAME", then
  * "# PROG: N passed, M failed". In the kernel each line is printed with
@@ -45,6 +46,7 @@ void run_checks(void);
 #include <linux/err.h>
 #include <linux/freezer.h>
 #include <linux/fs.h>
+#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/kthread.h>
 #include <linux/ktime.h>
@@ -55,7 +57,9 @@ void run_checks(void);
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <linux/suspend.h>
+#include <linux/timer.h>
 #include <linux/version.h>
+#include <linux/wait.h>
 
 #define ktc_print(fmt, ...) printk(KERN_INFO "KTC " fmt "\n", ##__VA_ARGS__)
 
@@ -88,6 +92,13 @@ void run_checks(void);
 #else
 #error "the checks are written for Linux 6.1-6.13 (kthread_create_worker returns a running worker)"
 #endif
+
+/*
+ * kthread_exit() is declared in 6.1's <linux/kthread.h> but not exported to
+ * modules; kthread_complete_and_exit() is, and with a NULL completion it is
+ * exactly kthread_exit() (kernel/kthread.c).
+ */
+#define kthread_exit(code) kthread_complete_and_exit(NULL, code)
 
 static inline long long env_now_ms(void)
 {
