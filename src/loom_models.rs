@@ -212,10 +212,18 @@ fn loom_park_is_acknowledged() {
     });
 }
 
-fn freezable_loop(t: &Task) {
+/// The kernel's freezable loop. With `freezable_sleep` its sleep is a
+/// freeze point (`TASK_FREEZABLE`); without, a freeze only wakes it and it
+/// freezes in `freezable_should_stop` (Linux 6.1).
+fn freezable_loop(t: &Task, freezable_sleep: bool) {
     task::set_current(t);
+    let sleep: task::SleepState = if freezable_sleep {
+        task::TaskState::Interruptible.freezable()
+    } else {
+        task::TaskState::Interruptible.into()
+    };
     while !crate::freezer::freezable_should_stop() {
-        task::set_current_state(task::TaskState::Interruptible);
+        task::set_current_state(sleep);
         if !crate::kthread::should_stop() {
             task::schedule();
         }
@@ -234,22 +242,43 @@ fn freezer_model() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn spawn_freezable() -> (Task, thread::JoinHandle<()>) {
+    spawn_freezable_with(false)
+}
+
+fn spawn_freezable_with(freezable_sleep: bool) -> (Task, thread::JoinHandle<()>) {
     let t = new_task(flags::WOKEN | flags::FREEZABLE);
     crate::task::list::add(&t);
     let h = {
         let t = t.clone();
-        thread::spawn(move || freezable_loop(&t))
+        thread::spawn(move || freezable_loop(&t, freezable_sleep))
     };
     (t, h)
 }
 
 /// Freeze entry against the task's own progress, then thaw: freeze returns
 /// only with the task in the refrigerator, and the thaw always releases it.
+/// The task's sleep is a plain interruptible one: the freeze must wake it
+/// (its kick, or `schedule` seeing the freeze it began after) or the
+/// model deadlocks.
 #[test]
 fn loom_freeze_entry_vs_thaw() {
     let _one = freezer_model();
-    model("loom_freeze_entry_vs_thaw", || {
-        let (t, k) = spawn_freezable();
+    model("loom_freeze_entry_vs_thaw", || freeze_then_thaw(false));
+}
+
+/// As `loom_freeze_entry_vs_thaw`, with the sleep marked freezable: the
+/// task freezes inside `schedule` (before or after sleeping).
+#[test]
+fn loom_freeze_in_a_freezable_sleep_vs_thaw() {
+    let _one = freezer_model();
+    model("loom_freeze_in_a_freezable_sleep_vs_thaw", || {
+        freeze_then_thaw(true)
+    });
+}
+
+fn freeze_then_thaw(freezable_sleep: bool) {
+    {
+        let (t, k) = spawn_freezable_with(freezable_sleep);
         let guard = crate::freezer::freeze(std::time::Duration::from_secs(3600))
             .expect("the only freezable task must freeze");
         assert!(
@@ -261,7 +290,7 @@ fn loom_freeze_entry_vs_thaw() {
         request_stop(&t);
         t.exited().wait();
         k.join().unwrap();
-    });
+    }
 }
 
 /// A freeze right after a thaw, racing the thawed task on its way out of
@@ -289,8 +318,7 @@ fn loom_refreeze_right_after_thaw() {
     });
 }
 
-/// A task frozen in `freezable_should_stop` (or in its interruptible
-/// sleep) leaves the refrigerator on a stop, while the system stays frozen.
+/// A task frozen in `freezable_should_stop` leaves the refrigerator on a stop, while the system stays frozen.
 #[test]
 fn loom_stop_of_frozen_task() {
     let _one = freezer_model();
