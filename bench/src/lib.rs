@@ -264,6 +264,21 @@ pub const PAIRS: &[Pair] = &[
         rounds: 21,
     },
     Pair {
+        name: "waitqueue_round_trip",
+        peer: "std Mutex + 2 Condvars ping-pong",
+        target: 1.0,
+        measure: Measure::Time {
+            kthread: wake::kthread_waitqueue_round_trip,
+            peer: wake::std_condvar_round_trip,
+            iters: Count {
+                full: 2_000,
+                quick: 500,
+            },
+        },
+        latency: true,
+        rounds: 21,
+    },
+    Pair {
         name: "park_unpark",
         peer: "futex ping-pong round trip",
         target: 1.5,

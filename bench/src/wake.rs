@@ -1,4 +1,5 @@
-//! Hand-off latency between two threads: idle wake, stop, park, flush.
+//! Hand-off latency between two threads: idle wake, stop, park, flush,
+//! wait queues.
 //!
 //! The peers use a raw futex, the floor of any user-space hand-off. Every
 //! side takes `pin`: the measuring (calling) thread is pinned by
@@ -7,9 +8,9 @@
 use crate::sys::{futex_wait, futex_wake};
 use crate::{yield_until, Pin, SETTLE};
 use kthread::{schedule, schedule_timeout, set_current_state, should_park, should_stop, TaskState};
-use kthread::{Work, Worker};
+use kthread::{WaitQueue, Work, Worker};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -329,5 +330,82 @@ pub fn futex_round_trip_idle(iters: u64, pin: Pin) -> Duration {
         turn.store(DONE, Ordering::Release);
         futex_wake(&turn);
         total
+    })
+}
+
+/// Two threads pass a turn back and forth through two [`WaitQueue`]s
+/// (`wait_event` / `wake_up`), `iters` round trips.
+///
+/// # Panics
+/// If the partner cannot be spawned or pinned.
+pub fn kthread_waitqueue_round_trip(iters: u64, pin: Pin) -> Duration {
+    let turn = AtomicU32::new(PING);
+    let (to_ping, to_pong) = (WaitQueue::new(), WaitQueue::new());
+    thread::scope(|s| {
+        s.spawn(|| {
+            pin.pin_other();
+            loop {
+                to_pong.wait_event(|| turn.load(Ordering::Acquire) != PING);
+                if turn.load(Ordering::Acquire) == DONE {
+                    return;
+                }
+                turn.store(PING, Ordering::Release);
+                to_ping.wake_up();
+            }
+        });
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            turn.store(PONG, Ordering::Release);
+            to_pong.wake_up();
+            to_ping.wait_event(|| turn.load(Ordering::Acquire) != PONG);
+        }
+        let d = t0.elapsed();
+        turn.store(DONE, Ordering::Release);
+        to_pong.wake_up();
+        d
+    })
+}
+
+/// Locks the peer's mutex, treating poisoning as harmless (a counter).
+fn lock(m: &Mutex<u32>) -> std::sync::MutexGuard<'_, u32> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// As [`kthread_waitqueue_round_trip`], over a `std::sync::Mutex` and two
+/// `Condvar`s: what the same hand-off costs with std.
+///
+/// # Panics
+/// If the partner cannot be spawned or pinned.
+pub fn std_condvar_round_trip(iters: u64, pin: Pin) -> Duration {
+    let turn = Mutex::new(PING);
+    let (to_ping, to_pong) = (Condvar::new(), Condvar::new());
+    thread::scope(|s| {
+        s.spawn(|| {
+            pin.pin_other();
+            let mut t = lock(&turn);
+            loop {
+                while *t == PING {
+                    t = to_pong.wait(t).unwrap_or_else(|p| p.into_inner());
+                }
+                if *t == DONE {
+                    return;
+                }
+                *t = PING;
+                to_ping.notify_one();
+            }
+        });
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            let mut t = lock(&turn);
+            *t = PONG;
+            to_pong.notify_one();
+            while *t == PONG {
+                t = to_ping.wait(t).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        let d = t0.elapsed();
+        *lock(&turn) = DONE;
+        to_pong.notify_one();
+        d
     })
 }
