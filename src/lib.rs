@@ -66,8 +66,8 @@ pub use completion::Completion;
 pub use error::{Error, StopError};
 pub use freezer::{freezable_should_stop, set_freezable, try_to_freeze};
 pub use kthread::{
-    create, current, parkme, run, should_park, should_stop, Builder, Kthread, DEFAULT_STACK_SIZE,
-    MAX_STACK_SIZE,
+    create, current, parkme, run, should_park, should_stop, Builder, Kthread, StopTimeoutError,
+    DEFAULT_STACK_SIZE, MAX_STACK_SIZE,
 };
 pub use percpu::PerCpu;
 pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};

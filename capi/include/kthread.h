@@ -507,6 +507,14 @@ kthread_run_on_cpu(int (*threadfn)(void *data), void *data, unsigned int cpu,
 int kthread_stop(struct task_struct *k);
 
 /*
+ * kthread_stop() with a deadline: waits at most `timeout` jiffies
+ * (MAX_SCHEDULE_TIMEOUT: for ever) for threadfn to return, then gives
+ * -ETIMEDOUT with the stop still requested and `k` still valid (stop it
+ * again later). Not in any kernel: shutdown code with a deadline needs it.
+ */
+int kthread_stop_timeout(struct task_struct *k, long timeout);
+
+/*
  * End the calling kthread with `result` (what kthread_stop() returns), from
  * anywhere below its threadfn: the frames in between are unwound, so they
  * need unwind tables (the default of gcc and clang on x86-64 and aarch64

@@ -234,6 +234,39 @@ pub extern "C" fn kthread_stop(k: *mut c_void) -> c_int {
     })
 }
 
+/// As [`kthread_stop`], waiting at most `timeout` jiffies
+/// (`MAX_SCHEDULE_TIMEOUT`: for ever) for `threadfn` to return. On time:
+/// `kthread_stop()`'s result. Otherwise `-ETIMEDOUT`: the stop stays
+/// requested and `k` stays valid, to be stopped again (with or without a
+/// deadline). While this waits, a `kthread_stop()` of `k` from another
+/// thread gets `-EINVAL`.
+#[no_mangle]
+pub extern "C" fn kthread_stop_timeout(k: *mut c_void, timeout: std::ffi::c_long) -> c_int {
+    if timeout == std::ffi::c_long::MAX {
+        return kthread_stop(k);
+    }
+    guard("kthread_stop_timeout", -libc::EFAULT, || {
+        if bad_ptr(k) {
+            return -libc::EINVAL;
+        }
+        if kthread_rs::current().is_some_and(|me| me.as_ptr() == k.cast_const()) {
+            return kthread_stop(k);
+        }
+        let Some(handle) = lock(&KTHREADS).remove(&(k as usize)) else {
+            return -libc::EINVAL;
+        };
+        let wait = crate::jiffies_to_duration(u64::try_from(timeout).unwrap_or(0));
+        match handle.stop_timeout(wait) {
+            Ok(ret) => ret,
+            Err(kthread_rs::StopTimeoutError::Stopped(e)) => -e.errno(),
+            Err(kthread_rs::StopTimeoutError::TimedOut(handle)) => {
+                lock(&KTHREADS).insert(k as usize, handle);
+                -libc::ETIMEDOUT
+            }
+        }
+    })
+}
+
 /// Whether the calling kthread has been asked to stop (`kthread_should_stop()`);
 /// `false` on a thread that is not a kthread.
 #[no_mangle]

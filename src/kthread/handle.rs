@@ -8,7 +8,9 @@ use crate::sys::sched::{self, CpuSet};
 use crate::sys::thread::RawThread;
 use crate::sys::topology;
 use crate::task::{flags, Task};
+use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 /// A handle to a kthread that returns `T`; dropping it stops and joins the thread.
 ///
@@ -143,6 +145,42 @@ impl<T> Kthread<T> {
     /// ```
     pub fn stop(mut self) -> Result<T, StopError> {
         self.stop_inner()
+    }
+
+    /// As [`stop`](Self::stop), giving up after `timeout`: the stop is
+    /// requested (and stays requested: `should_stop()` is true from now
+    /// on), then this waits at most `timeout` for the function to return.
+    /// On time it is `stop`'s result; otherwise
+    /// [`StopTimeoutError::TimedOut`] hands the handle back, so the caller
+    /// can wait again, [`detach`](Self::detach) it or drop it (which waits).
+    /// One futex wait with a deadline: no polling.
+    ///
+    /// ```
+    /// use kthread::StopTimeoutError;
+    /// use std::time::Duration;
+    /// let gate = std::sync::Arc::new(kthread::Completion::new());
+    /// let g = gate.clone();
+    /// // Ignores should_stop() until the gate opens.
+    /// let k = kthread::run("slow", move || g.wait())?;
+    /// let k = match k.stop_timeout(Duration::from_millis(10)) {
+    ///     Err(StopTimeoutError::TimedOut(k)) => k,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// gate.complete();
+    /// assert!(k.stop_timeout(Duration::from_secs(60)).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop_timeout(mut self, timeout: Duration) -> Result<T, StopTimeoutError<T>> {
+        let task = self.task.clone();
+        if !is_current(&task) {
+            request_stop(&task);
+            if !task.exited().wait_timeout(timeout) {
+                return Err(StopTimeoutError::TimedOut(self));
+            }
+        }
+        // Returned (or the caller is the kthread itself): the join is the
+        // thread's last few instructions.
+        self.stop_inner().map_err(StopTimeoutError::Stopped)
     }
 
     fn stop_inner(&mut self) -> Result<T, StopError> {
@@ -331,5 +369,54 @@ impl Task {
         *bound = Some(set);
         self.flags().mark_bound();
         Ok(())
+    }
+}
+
+/// What [`Kthread::stop_timeout`] gives when it has no value.
+///
+/// ```
+/// use kthread::{StopError, StopTimeoutError};
+/// let k = kthread::create("never-woken", || 1)?;
+/// let e = k.stop_timeout(std::time::Duration::from_secs(1)).unwrap_err();
+/// assert!(matches!(e, StopTimeoutError::Stopped(StopError::NotStarted)));
+/// # Ok::<(), kthread::Error>(())
+/// ```
+pub enum StopTimeoutError<T> {
+    /// The stop completed without a value (`NotStarted`, `Panicked`, `Current`).
+    Stopped(StopError),
+    /// The function did not return in time; the stop stays requested and
+    /// here is the handle back.
+    TimedOut(Kthread<T>),
+}
+
+impl<T> fmt::Debug for StopTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopTimeoutError::Stopped(e) => f.debug_tuple("Stopped").field(e).finish(),
+            StopTimeoutError::TimedOut(k) => f.debug_tuple("TimedOut").field(k).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for StopTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopTimeoutError::Stopped(e) => e.fmt(f),
+            StopTimeoutError::TimedOut(k) => write!(
+                f,
+                "kthread {:?} (tid {}) did not return before the stop's deadline",
+                k.task().name(),
+                k.task().tid()
+            ),
+        }
+    }
+}
+
+impl<T> std::error::Error for StopTimeoutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StopTimeoutError::Stopped(e) => Some(e),
+            StopTimeoutError::TimedOut(_) => None,
+        }
     }
 }

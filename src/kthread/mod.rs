@@ -15,7 +15,7 @@ mod lifecycle;
 mod park;
 
 pub use builder::{create, run, Builder, DEFAULT_STACK_SIZE, MAX_STACK_SIZE};
-pub use handle::Kthread;
+pub use handle::{Kthread, StopTimeoutError};
 pub use park::{parkme, should_park};
 
 #[cfg(all(test, kthread_loom))]

@@ -101,6 +101,14 @@ static int fields_fn(void *data)
 	return 0;
 }
 
+static struct completion deaf_gate;
+static int deaf_fn(void *data)
+{
+	(void)data;
+	wait_for_completion(&deaf_gate); /* deaf to kthread_should_stop() */
+	return kthread_should_stop() ? 5 : -1;
+}
+
 static int after_exit;
 static struct completion exit_done;
 
@@ -234,6 +242,21 @@ int main(void)
 	CHECK("kthread_complete_and_exit_completes",
 	      wait_for_completion_timeout(&exit_done, WAIT_LONG) > 0);
 	CHECK("kthread_complete_and_exit_result", kthread_stop(k) == 8 && !after_exit);
+	/* kthread_stop_timeout(): -ETIMEDOUT keeps the task; a later stop gets the result. */
+	init_completion(&deaf_gate);
+	k = kthread_run(deaf_fn, NULL, "ktc-deaf");
+	{
+		long long t0 = now_ms();
+
+		r = kthread_stop_timeout(k, msecs_to_jiffies(20));
+		CHECK("kthread_stop_timeout_times_out", r == -ETIMEDOUT && now_ms() - t0 >= 20);
+	}
+	complete(&deaf_gate);
+	CHECK("kthread_stop_timeout_again_gives_the_result",
+	      kthread_stop_timeout(k, WAIT_LONG) == 5);
+	CHECK("kthread_stop_timeout_of_a_stopped_task_is_einval",
+	      kthread_stop_timeout(k, 1) == -EINVAL);
+
 	kthread_exit(1); /* not a kthread: reported, returns */
 	CHECK("kthread_exit_outside_returns", 1);
 	CHECK("freezing_false", !freezing(current));
