@@ -91,3 +91,45 @@ fn a_timed_out_handle_dropped_still_stops_and_joins() -> Result<(), Box<dyn std:
     assert!(task.has_exited());
     Ok(())
 }
+
+#[test]
+fn worker_destroy_timeout_gives_the_worker_back_with_its_queue_intact(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let _w = watchdog("destroy_timeout", WATCHDOG);
+    let w = kthread::Worker::new("st-worker")?;
+    let gate = Arc::new(Completion::new());
+    let ran = Arc::new(AtomicU32::new(0));
+    let g = gate.clone();
+    let blocker = kthread::Work::new(move || g.wait());
+    let items: Vec<_> = (0..3)
+        .map(|_| {
+            let r = ran.clone();
+            kthread::Work::new(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    assert!(w.queue(&blocker));
+    for it in &items {
+        assert!(w.queue(it));
+    }
+    let w = match w.destroy_timeout(Duration::from_millis(20)) {
+        Err(w) => w,
+        Ok(()) => panic!("destroyed while an item was stuck"),
+    };
+    assert!(
+        items.iter().all(|it| it.is_pending()),
+        "the queue is intact"
+    );
+    assert_eq!(ran.load(Ordering::Relaxed), 0);
+    gate.complete_all();
+    assert!(w.destroy_timeout(Duration::from_secs(60)).is_ok());
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        3,
+        "destroy ran everything queued"
+    );
+    assert!(items.iter().all(|it| !it.is_pending()));
+    Ok(())
+}

@@ -334,6 +334,51 @@ impl Worker {
         self.shutdown();
     }
 
+    /// As [`destroy`](Self::destroy), giving up after `timeout`: armed
+    /// delayed work is cancelled at once (as `destroy` does); then this
+    /// waits at most `timeout` for everything queued before the call to
+    /// run. If that does not finish in time, the worker comes back
+    /// (`Err`), running and with its queue intact, to be destroyed again
+    /// or dropped. If it does, the worker is destroyed: what was queued in
+    /// the meantime runs too, then the idle thread stops (that last part is
+    /// not bounded by `timeout`, as a concurrent queuer could extend it).
+    /// One futex wait with a deadline: no polling.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let w = kthread::Worker::new("slow-io")?;
+    /// let gate = Arc::new(kthread::Completion::new());
+    /// let g = gate.clone();
+    /// let job = kthread::Work::new(move || g.wait());
+    /// w.queue(&job);
+    /// let w = w.destroy_timeout(Duration::from_millis(10)).unwrap_err(); // the job is stuck
+    /// gate.complete_all();
+    /// assert!(w.destroy_timeout(Duration::from_secs(60)).is_ok());
+    /// assert!(!job.is_pending());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn destroy_timeout(mut self, timeout: Duration) -> Result<(), Worker> {
+        if self.thread.is_none() || self.core.is_current_thread() {
+            self.shutdown();
+            return Ok(());
+        }
+        raw::cancel_timers(&self.core);
+        // A marker queued behind everything queued now: once it has run,
+        // so has all of that (one thread, FIFO).
+        let done = DynArc::new(crate::completion::Completion::new());
+        let marker = {
+            let done = done.clone();
+            Work::new(move || done.complete_all())
+        };
+        if self.queue(&marker) && !done.wait_timeout(timeout) {
+            // The marker stays queued and runs (and is freed) later.
+            return Err(self);
+        }
+        self.shutdown();
+        Ok(())
+    }
+
     fn shutdown(&mut self) {
         let Some(thread) = self.thread.take() else {
             return;
