@@ -38,6 +38,12 @@ pub enum Error {
     WouldDeadlock,
     /// A CPU mask with no CPU in it.
     EmptyCpuMask,
+    /// A nice value outside -20..=19, or a real-time priority outside 1..=99.
+    InvalidPriority(i32),
+    /// The process may not set this scheduling policy or nice value (it
+    /// needs `CAP_SYS_NICE`, or a high enough `RLIMIT_RTPRIO` /
+    /// `RLIMIT_NICE`); the text names what was asked.
+    PolicyNotPermitted(String),
     /// An operating-system call failed.
     Os(io::Error),
 }
@@ -55,7 +61,9 @@ impl Error {
             | Error::CpuNotAllowed(_)
             | Error::InvalidNode(_)
             | Error::InvalidStackSize(_)
-            | Error::EmptyCpuMask => libc::EINVAL,
+            | Error::EmptyCpuMask
+            | Error::InvalidPriority(_) => libc::EINVAL,
+            Error::PolicyNotPermitted(_) => libc::EPERM,
             Error::AlreadyStarted | Error::AlreadyParked => libc::EBUSY,
             Error::Exited => libc::ENOSYS,
             Error::WouldDeadlock => libc::EDEADLK,
@@ -78,6 +86,14 @@ impl fmt::Display for Error {
             Error::AlreadyParked => f.write_str("kthread is already parked or being parked"),
             Error::Exited => f.write_str("kthread has exited or is being stopped"),
             Error::WouldDeadlock => f.write_str("call would wait for the calling thread itself"),
+            Error::InvalidPriority(p) => write!(
+                f,
+                "priority {p} is out of range (nice -20..=19, real-time 1..=99)"
+            ),
+            Error::PolicyNotPermitted(what) => write!(
+                f,
+                "{what} is not permitted (needs CAP_SYS_NICE or RLIMIT_RTPRIO / RLIMIT_NICE)"
+            ),
             Error::EmptyCpuMask => f.write_str("the CPU mask is empty"),
             Error::Os(e) => write!(f, "OS call failed: {e}"),
         }

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::sync::{lock, lock_static, Arc, AtomicU32, Mutex, OnceLock, Ordering, StaticMutex};
 use crate::sys::fork::PerProcess;
 use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread, topology};
-use crate::task::{self, flags, list, Task, TaskInit};
+use crate::task::{self, flags, list, policy, Task, TaskInit};
 use std::ffi::CString;
 
 /// What kthreadd and the new thread hand back to the creator.
@@ -107,6 +107,7 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
     }
     let task = Task::new(TaskInit {
         name: "kthreadd".into(),
+        start: Default::default(),
         flags: flags::KTHREADD | flags::WOKEN,
         node: None,
         cpu: None,
@@ -160,6 +161,13 @@ pub(crate) fn clean_env(t: &Task, affinity: &CpuSet, os_name: &str) -> Result<()
     match t.node() {
         Some(node) => mempolicy::prefer_node(node, sys::thread::stack_range()?)?,
         None => mempolicy::set_default()?,
+    }
+    let start = t.inner().start();
+    if let Some(n) = start.nice {
+        policy::apply_nice(0, n)?;
+    }
+    if let Some(p) = start.policy {
+        policy::apply_policy(0, p)?;
     }
     let os = cut_name(os_name);
     sys::thread::set_name(&CString::new(os).map_err(|_| Error::InvalidName)?)?;

@@ -71,7 +71,9 @@ pub use kthread::{
 };
 pub use percpu::PerCpu;
 pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};
-pub use task::{schedule, schedule_timeout, set_current_state, SleepState, Task, TaskState};
+pub use task::{
+    schedule, schedule_timeout, set_current_state, Policy, SleepState, Task, TaskState,
+};
 pub use wait::{Interrupted, Wait, WaitQueue};
 pub use worker::{DelayedWork, Work, Worker};
 

@@ -31,6 +31,7 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 fn new_task(flags: u32) -> Task {
     Task::new(TaskInit {
         name: "model".into(),
+        start: Default::default(),
         flags,
         node: None,
         cpu: None,

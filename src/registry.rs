@@ -4,7 +4,7 @@
 //! nothing below it depends on it.
 
 use crate::sys::{procfs, sched};
-use crate::task::{flags, list, TaskState};
+use crate::task::{flags, list, Policy, TaskState};
 use std::fmt;
 use std::time::Duration;
 
@@ -94,6 +94,10 @@ pub struct TaskInfo {
     pub last_cpu: usize,
     /// User plus system CPU time.
     pub cpu_time: Duration,
+    /// Scheduling policy (`sched_getscheduler`).
+    pub policy: Policy,
+    /// Nice value (`getpriority`).
+    pub nice: i32,
     /// What could not be reset in its environment (e.g. nice without `CAP_SYS_NICE`).
     pub env_notes: Vec<String>,
 }
@@ -123,6 +127,8 @@ pub fn list() -> Vec<TaskInfo> {
                 node: t.node(),
                 last_cpu: stat.last_cpu,
                 cpu_time: stat.cpu_time,
+                policy: t.policy(),
+                nice: t.nice(),
                 env_notes: t.env_notes(),
             })
         })
@@ -174,17 +180,23 @@ impl fmt::Display for Ps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>7}  {:<20} {:<2} {:<7} {:<8} {:>4} {:>4} {:>9}",
-            "TID", "NAME", "S", "FLAGS", "CPUS", "NODE", "LAST", "TIME"
+            "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>9}",
+            "TID", "NAME", "S", "FLAGS", "POL", "NI", "CPUS", "NODE", "LAST", "TIME"
         )?;
         for i in &self.0 {
             writeln!(
                 f,
-                "{:>7}  {:<20} {:<2} {:<7} {:<8} {:>4} {:>4} {:>7.3}ms{}",
+                "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>7.3}ms{}",
                 i.tid,
                 i.name,
                 i.state.letter(),
                 i.flags.letters(),
+                i.policy.to_string(),
+                if i.policy.is_realtime() {
+                    "-".to_owned()
+                } else {
+                    i.nice.to_string()
+                },
                 cpu_list(&i.allowed_cpus),
                 i.node.map_or("-".to_owned(), |n| n.to_string()),
                 i.last_cpu,
@@ -198,7 +210,8 @@ impl fmt::Display for Ps {
         }
         write!(
             f,
-            "(S: R run, S sleep, D uninterruptible, P parked, F frozen, X dead; \
+            "(S: R run, S sleep, D uninterruptible, I idle, P parked, F frozen, X dead; \
+             POL: TS normal, B batch, IDL idle, FF fifo, RR round-robin, with priority; \
              FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, p should-park, s should-stop)"
         )
     }

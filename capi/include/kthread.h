@@ -261,6 +261,31 @@ static inline long schedule_timeout_idle(long timeout)
 	return schedule_timeout(timeout);
 }
 
+/*
+ * Scheduling policy and priority (<linux/sched.h>, as 5.9+: the setters
+ * return nothing and a failure, such as no CAP_SYS_NICE, is reported on
+ * stderr as the kernel WARNs; kthread_sched_setscheduler() returns it).
+ * sched_set_fifo(): SCHED_FIFO at MAX_RT_PRIO / 2; sched_set_fifo_low():
+ * at 1; sched_set_normal(): SCHED_NORMAL at `nice`; set_user_nice() ignores
+ * a value outside MIN_NICE..MAX_NICE, as the kernel does.
+ */
+#define MAX_NICE 19
+#define MIN_NICE -20
+#define NICE_WIDTH (MAX_NICE - MIN_NICE + 1)
+#define MAX_RT_PRIO 100
+void sched_set_fifo(struct task_struct *p);
+void sched_set_fifo_low(struct task_struct *p);
+void sched_set_normal(struct task_struct *p, int nice);
+void set_user_nice(struct task_struct *p, long nice);
+int task_nice(struct task_struct *p);
+/*
+ * Set `p`'s policy (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3,
+ * SCHED_IDLE 5) and priority (1..99 real-time, else 0): 0, -EINVAL (bad
+ * pointer, policy or priority), -EPERM (not permitted), -ESRCH (its
+ * threadfn has returned). Not a kernel call.
+ */
+int kthread_sched_setscheduler(struct task_struct *p, int policy, int priority);
+
 /* A preemption point in the kernel; user-space threads are preempted anyway. */
 static inline int cond_resched(void)
 {

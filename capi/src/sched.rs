@@ -1,7 +1,7 @@
 //! `current`, task states, `schedule()`, `schedule_timeout()`, `wake_up_process()`.
 
 use crate::{bad_ptr, duration_to_jiffies, guard, jiffies_to_duration, HZ};
-use kthread_rs::{SleepState, Task, TaskState};
+use kthread_rs::{Policy, SleepState, Task, TaskState};
 use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CStr};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -325,5 +325,158 @@ pub unsafe extern "C" fn kthread_freezing(p: *mut c_void) -> bool {
         // SAFETY: a live task by the caller's contract.
         let t = unsafe { Task::from_ptr(p) };
         t.is_freezable() && kthread_rs::freezer::freezing()
+    })
+}
+
+/// `MAX_RT_PRIO / 2`: the priority `sched_set_fifo()` gives.
+const FIFO_DEFAULT: u8 = 50;
+
+/// Runs `f` on the task behind `p`, or reports a bad pointer (`what`).
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+unsafe fn with_task<R>(p: *mut c_void, what: &str, bad: R, f: impl FnOnce(&Task) -> R) -> R {
+    if bad_ptr(p) {
+        crate::warn(format_args!("{what}: NULL or error pointer"));
+        return bad;
+    }
+    // SAFETY: a live task by the caller's contract.
+    f(&unsafe { Task::from_ptr(p) })
+}
+
+/// The kernel's WARN for a scheduling call that returns nothing.
+fn warn_failed(what: &str, r: Result<(), kthread_rs::Error>) {
+    if let Err(e) = r {
+        crate::warn(format_args!("{what}: {e}"));
+    }
+}
+
+/// Sets `p` to `SCHED_FIFO` at priority 50 (`sched_set_fifo()`, 5.9+: void;
+/// a failure, such as no `CAP_SYS_NICE`, is reported on stderr as the
+/// kernel WARNs). Use `kthread_sched_setscheduler()` to get the error.
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn sched_set_fifo(p: *mut c_void) {
+    guard("sched_set_fifo", (), || {
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_task(p, "sched_set_fifo", (), |t| {
+                warn_failed("sched_set_fifo", t.set_policy(Policy::Fifo(FIFO_DEFAULT)))
+            })
+        }
+    })
+}
+
+/// Sets `p` to `SCHED_FIFO` at priority 1 (`sched_set_fifo_low()`).
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn sched_set_fifo_low(p: *mut c_void) {
+    guard("sched_set_fifo_low", (), || {
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_task(p, "sched_set_fifo_low", (), |t| {
+                warn_failed("sched_set_fifo_low", t.set_policy(Policy::Fifo(1)))
+            })
+        }
+    })
+}
+
+/// Sets `p` to `SCHED_NORMAL` at `nice` (`sched_set_normal()`).
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn sched_set_normal(p: *mut c_void, nice: c_int) {
+    guard("sched_set_normal", (), || {
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_task(p, "sched_set_normal", (), |t| {
+                warn_failed(
+                    "sched_set_normal",
+                    t.set_policy(Policy::Normal).and_then(|()| t.set_nice(nice)),
+                )
+            })
+        }
+    })
+}
+
+/// Sets `p`'s nice value (`set_user_nice()`): a value outside
+/// `MIN_NICE..=MAX_NICE` is ignored, as in the kernel; a refused one
+/// (lowering it without `CAP_SYS_NICE`) is reported on stderr.
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn set_user_nice(p: *mut c_void, nice: std::ffi::c_long) {
+    guard("set_user_nice", (), || {
+        let Ok(nice) = i32::try_from(nice) else {
+            return;
+        };
+        if !(kthread_rs::task::MIN_NICE..=kthread_rs::task::MAX_NICE).contains(&nice) {
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_task(p, "set_user_nice", (), |t| {
+                warn_failed("set_user_nice", t.set_nice(nice))
+            })
+        }
+    })
+}
+
+/// `p`'s nice value (`task_nice()`); 0 for a bad pointer.
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn task_nice(p: *mut c_void) -> c_int {
+    guard("task_nice", 0, || {
+        // SAFETY: the caller's contract.
+        unsafe { with_task(p, "task_nice", 0, Task::nice) }
+    })
+}
+
+/// Sets `p`'s policy (`SCHED_OTHER` 0, `SCHED_FIFO` 1, `SCHED_RR` 2,
+/// `SCHED_BATCH` 3, `SCHED_IDLE` 5) and static priority (1..=99 for the
+/// real-time ones, 0 otherwise); 0 or a negative errno: `-EINVAL` for a bad
+/// pointer, policy or priority, `-EPERM` when the process may not, `-ESRCH`
+/// once `p`'s function has returned. The error-returning form of
+/// `sched_set_fifo()` and friends, which return nothing since 5.9.
+///
+/// # Safety
+/// `p` is NULL, an error pointer or a live task.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_sched_setscheduler(
+    p: *mut c_void,
+    policy: c_int,
+    priority: c_int,
+) -> c_int {
+    guard("kthread_sched_setscheduler", -libc::EFAULT, || {
+        let rt = u8::try_from(priority).unwrap_or(0);
+        let policy = match (policy, priority) {
+            (libc::SCHED_OTHER, 0) => Policy::Normal,
+            (libc::SCHED_BATCH, 0) => Policy::Batch,
+            (libc::SCHED_IDLE, 0) => Policy::Idle,
+            (libc::SCHED_FIFO, _) if rt > 0 && i32::from(rt) == priority => Policy::Fifo(rt),
+            (libc::SCHED_RR, _) if rt > 0 && i32::from(rt) == priority => Policy::RoundRobin(rt),
+            _ => return -libc::EINVAL,
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_task(
+                p,
+                "kthread_sched_setscheduler",
+                -libc::EINVAL,
+                |t| match t.set_policy(policy) {
+                    Ok(()) => 0,
+                    Err(kthread_rs::Error::Exited) => -libc::ESRCH,
+                    Err(e) => -e.errno(),
+                },
+            )
+        }
     })
 }

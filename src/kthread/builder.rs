@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::kthreadd::{self, Reply};
 use crate::sys::sched::{CpuSet, MAX_CPUS};
 use crate::sys::topology;
+use crate::task::policy::{self, Policy};
 use crate::task::{flags, Task, TaskInit};
 use std::any::Any;
 
@@ -33,6 +34,7 @@ pub struct Builder {
     stack_size: usize,
     data: Option<Box<dyn Any + Send + Sync>>,
     extra_flags: u32,
+    start: policy::Start,
 }
 
 impl std::fmt::Debug for Builder {
@@ -61,6 +63,7 @@ impl Builder {
             stack_size: DEFAULT_STACK_SIZE,
             data: None,
             extra_flags: 0,
+            start: policy::Start::default(),
         }
     }
 
@@ -129,6 +132,39 @@ impl Builder {
         self
     }
 
+    /// The scheduling policy the thread runs with, set by the thread itself
+    /// before `create` returns, so before its first instruction (the clean
+    /// environment is `Policy::Normal`). A real-time priority outside 1..=99
+    /// is `InvalidPriority`; a policy the process may not set is
+    /// `PolicyNotPermitted` from `create`, and nothing is left behind.
+    ///
+    /// ```
+    /// use kthread::Policy;
+    /// let k = kthread::Builder::new("bg").policy(Policy::Idle).run(|| {
+    ///     kthread::current().unwrap().policy() // already set on the first line
+    /// })?;
+    /// assert_eq!(k.stop()?, Policy::Idle);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Builder {
+        self.start.policy = Some(policy);
+        self
+    }
+
+    /// The nice value the thread runs with (-20..=19), set as
+    /// [`policy`](Self::policy) is; lowering it below the creator's needs
+    /// `CAP_SYS_NICE`.
+    ///
+    /// ```
+    /// let k = kthread::Builder::new("low").nice(19).create(|| ())?;
+    /// assert_eq!(k.task().nice(), 19);
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn nice(mut self, nice: i32) -> Builder {
+        self.start.nice = Some(nice);
+        self
+    }
+
     pub(crate) fn flags(mut self, f: u32) -> Builder {
         self.extra_flags |= f;
         self
@@ -163,6 +199,12 @@ impl Builder {
                 return Err(Error::InvalidNode(node));
             }
         }
+        if let Some(p) = self.start.policy {
+            p.raw()?;
+        }
+        if let Some(n) = self.start.nice {
+            policy::check_nice(n)?;
+        }
         let mut birth = self.extra_flags;
         // The process's start affinity (`taskset`), cached: no file is read
         // on the creation path. The cgroup cpuset the kernel applies itself.
@@ -178,6 +220,7 @@ impl Builder {
         };
         let task = Task::new(TaskInit {
             name: self.name.into_boxed_str(),
+            start: self.start,
             flags: birth,
             node: self.node,
             cpu: self.cpu,

@@ -88,6 +88,27 @@ pub(crate) fn set_policy_normal(tid: libc::pid_t) -> io::Result<()> {
     cvt(unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) }).map(drop)
 }
 
+/// Sets the scheduling policy of thread `tid` (0 = the caller) with its
+/// static priority (`sched_setscheduler`; 0 for the non-real-time ones).
+pub(crate) fn set_scheduler(tid: libc::pid_t, policy: i32, priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param for the duration of the call.
+    cvt(unsafe { libc::sched_setscheduler(tid, policy, &param) }).map(drop)
+}
+
+/// The scheduling policy (without `SCHED_RESET_ON_FORK`) and static
+/// priority of thread `tid` (0 = the caller).
+pub(crate) fn scheduler(tid: libc::pid_t) -> io::Result<(i32, i32)> {
+    // SAFETY: plain integer argument.
+    let policy = cvt(unsafe { libc::sched_getscheduler(tid) })?;
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, writable sched_param.
+    cvt(unsafe { libc::sched_getparam(tid, &mut param) })?;
+    Ok((policy & !libc::SCHED_RESET_ON_FORK, param.sched_priority))
+}
+
 /// Sets the nice value of thread `tid` (0 = the caller); Linux keeps it per thread.
 pub(crate) fn set_nice(tid: libc::pid_t, nice: i32) -> io::Result<()> {
     // SAFETY: setpriority takes plain integers.

@@ -44,11 +44,13 @@ mod current;
 pub(crate) mod flags;
 pub(crate) mod freeze;
 pub(crate) mod list;
+pub(crate) mod policy;
 mod sched;
 
 pub(crate) use current::{
     clear_current, current_or_adopt, current_task, set_current, with_current,
 };
+pub use policy::{Policy, MAX_NICE, MAX_RT_PRIORITY, MIN_NICE};
 pub use sched::{schedule, schedule_timeout, set_current_state, sleep_for, uptime};
 pub(crate) use sched::{schedule_until, set_current_raw};
 
@@ -321,6 +323,10 @@ pub(crate) struct TaskInner {
     /// The freeze epoch this task sits in the refrigerator for (odd), or 0;
     /// written only by the task itself (`freeze::refrigerator`).
     frozen_for: AtomicU32,
+    /// The policy and nice value to apply at birth (`Builder::policy`, `nice`).
+    start: policy::Start,
+    /// The last policy and nice value seen, for after the thread ends.
+    seen: policy::Seen,
     /// The freeze epoch in which a freeze last woke (or found awake) this
     /// task in a plain interruptible sleep; written only by the task
     /// itself (`schedule`), so the freeze ends such a sleep once.
@@ -398,6 +404,8 @@ pub(crate) fn cut_name(name: &str) -> &str {
 /// What a task is born with.
 pub(crate) struct TaskInit {
     pub name: Box<str>,
+    /// The scheduling the thread applies before it first runs.
+    pub start: policy::Start,
     /// Bits of [`flags::BIRTH`] only.
     pub flags: u32,
     pub node: Option<usize>,
@@ -421,6 +429,8 @@ impl Task {
             bind: Mutex::new(None),
             env_notes: Mutex::new(Vec::new()),
             frozen_for: AtomicU32::new(0),
+            start: init.start,
+            seen: policy::Seen::new(),
             kicked_for: AtomicU32::new(0),
             #[cfg(kthread_loom)]
             freed: ModelCell(crate::sync::UnsafeCell::new(false)),
@@ -431,6 +441,7 @@ impl Task {
     pub(crate) fn foreign(name: &str) -> Task {
         Task::new(TaskInit {
             name: name.into(),
+            start: policy::Start::default(),
             flags: flags::FOREIGN,
             node: None,
             cpu: None,
@@ -796,6 +807,27 @@ impl TaskInner {
     #[inline]
     pub(crate) fn mark_frozen_for(&self, epoch: u32) -> bool {
         self.frozen_for.swap(epoch, Ordering::AcqRel) != epoch
+    }
+
+    /// The scheduling to apply at birth.
+    pub(crate) fn start(&self) -> policy::Start {
+        self.start
+    }
+
+    pub(crate) fn note_policy(&self, p: policy::Policy) {
+        self.seen.set_policy(p)
+    }
+
+    pub(crate) fn last_policy(&self) -> policy::Policy {
+        self.seen.policy()
+    }
+
+    pub(crate) fn note_nice(&self, n: i32) {
+        self.seen.set_nice(n)
+    }
+
+    pub(crate) fn last_nice(&self) -> i32 {
+        self.seen.nice()
     }
 
     /// Records that a freeze of `epoch` has ended (or found awake) a plain

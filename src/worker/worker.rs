@@ -76,6 +76,31 @@ impl WorkerBuilder {
         self
     }
 
+    /// The worker thread's scheduling policy, set before it runs (see
+    /// [`Builder::policy`](crate::Builder::policy)).
+    ///
+    /// ```
+    /// let w = kthread::Worker::builder("rt-io").policy(kthread::Policy::Batch).create()?;
+    /// assert_eq!(w.task().policy(), kthread::Policy::Batch);
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn policy(mut self, policy: crate::Policy) -> Self {
+        self.builder = self.builder.policy(policy);
+        self
+    }
+
+    /// The worker thread's nice value (see [`Builder::nice`](crate::Builder::nice)).
+    ///
+    /// ```
+    /// let w = kthread::Worker::builder("bg-io").nice(10).create()?;
+    /// assert_eq!(w.task().nice(), 10);
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    pub fn nice(mut self, nice: i32) -> Self {
+        self.builder = self.builder.nice(nice);
+        self
+    }
+
     /// Freeze between items while the system is frozen (`KTW_FREEZABLE`).
     ///
     /// ```

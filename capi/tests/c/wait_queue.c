@@ -8,7 +8,9 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -256,6 +258,22 @@ int main(void)
 	      kthread_stop_timeout(k, WAIT_LONG) == 5);
 	CHECK("kthread_stop_timeout_of_a_stopped_task_is_einval",
 	      kthread_stop_timeout(k, 1) == -EINVAL);
+
+	/* Scheduling policy and nice (root: real-time allowed). */
+	k = kthread_create(deaf_fn, NULL, "ktc-sched");
+	set_user_nice(k, 7);
+	CHECK("set_user_nice", task_nice(k) == 7);
+	set_user_nice(k, 40); /* out of range: ignored */
+	CHECK("set_user_nice_out_of_range_ignored", task_nice(k) == 7);
+	CHECK("kthread_sched_setscheduler_rejects_bad_priority",
+	      kthread_sched_setscheduler(k, 1 /* SCHED_FIFO */, 0) == -EINVAL);
+	if (geteuid() == 0) {
+		sched_set_fifo_low(k);
+		CHECK("sched_set_fifo_low", sched_getscheduler(k->pid) == SCHED_FIFO);
+		sched_set_normal(k, 3);
+		CHECK("sched_set_normal", sched_getscheduler(k->pid) == SCHED_OTHER && task_nice(k) == 3);
+	}
+	CHECK("stop_of_the_never_woken_sched_task", kthread_stop(k) == -EINTR);
 
 	kthread_exit(1); /* not a kthread: reported, returns */
 	CHECK("kthread_exit_outside_returns", 1);
