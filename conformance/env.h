@@ -333,12 +333,12 @@ static inline int env_last_cpu(void)
 
 static inline void env_get_task(struct task_struct *k)
 {
-	(void)k; /* the library keeps the task until kthread_stop() */
+	get_task_struct(k); /* as in the kernel: kept after it returns */
 }
 
 static inline void env_put_task(struct task_struct *k)
 {
-	(void)k;
+	put_task_struct(k);
 }
 
 static inline void env_wait_exiting(struct task_struct *k)

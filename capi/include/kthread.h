@@ -525,11 +525,19 @@ kthread_run_on_cpu(int (*threadfn)(void *data), void *data, unsigned int cpu,
  * for NULL, an error pointer or a task already stopped; -EDEADLK from `k`
  * itself (the request stands: threadfn should return).
  *
- * Every kthread must be stopped eventually; one whose threadfn returned by
- * itself keeps its result until kthread_stop() (as if get_task_struct()'d).
+ * As in the kernel, a kthread whose threadfn returns by itself (no stop
+ * requested) and that nobody holds with get_task_struct() is reaped at its
+ * exit: thread, stack and task freed, and `k` invalid from then on. Hold
+ * it (get_task_struct() before it can end; kthread_stop_put() or
+ * put_task_struct() after) to kthread_stop() it later and get its result.
+ * kthread_stop() of a reaped one is the kernel's use after free; here it
+ * is -ESRCH while the address has not been reused by a new kthread (the
+ * last 4096 reaped are remembered), and otherwise undetectable.
  * `k` is invalid once this returns.
  */
 int kthread_stop(struct task_struct *k);
+/* kthread_stop(), then put_task_struct() (6.6+). */
+int kthread_stop_put(struct task_struct *k);
 
 /*
  * kthread_stop() with a deadline: waits at most `timeout` jiffies

@@ -1,10 +1,13 @@
 //! Creating, stopping, binding and parking kthreads from C.
 //!
 //! A `struct task_struct *` is the address of the task's shared state
-//! (`Task::as_ptr`). The typed handle, `Kthread<i32>`, of
-//! every kthread created from C waits in [`KTHREADS`] until `kthread_stop()`
-//! takes it out: the task stays alive (and its pointer valid) until then,
-//! as a kernel task does while `kthread_stop()` may still be called on it.
+//! (`Task::as_ptr`). The typed handle, `Kthread<i32>`, of every kthread
+//! created from C waits in [`KTHREADS`] until `kthread_stop()` takes it out,
+//! or until the kthread ends on its own with no `get_task_struct()`
+//! reference held: then it is reaped at its exit (its thread detached, its
+//! stack and task freed), as the kernel frees a kthread nobody holds. With
+//! a reference held, the handle stays until `put_task_struct()` (or a
+//! `kthread_stop()`, which then returns the result).
 
 use crate::layout::CpuMask;
 use crate::{bad_ptr, err_ptr, guard, lock, SendPtr};
@@ -36,8 +39,112 @@ const NAME_MAX: usize = 256;
 /// The `data` argument of a C kthread, kept as the task's data for `kthread_data()`.
 pub(crate) struct CData(pub(crate) usize);
 
-/// Handles of the kthreads created from C, by task pointer, until stopped.
-static KTHREADS: Mutex<BTreeMap<usize, Kthread<i32>>> = Mutex::new(BTreeMap::new());
+/// A kthread created from C.
+struct Entry {
+    handle: Kthread<i32>,
+    /// `get_task_struct()` references held.
+    refs: u32,
+    /// Its function returned with no stop in progress (its handle is kept
+    /// only for a reference holder's `kthread_stop()`).
+    ended: bool,
+}
+
+/// Handles of the kthreads created from C, by task pointer, until stopped
+/// or reaped.
+static KTHREADS: Mutex<BTreeMap<usize, Entry>> = Mutex::new(BTreeMap::new());
+
+/// How many reaped addresses [`REAPED`] remembers.
+const REAPED_KEPT: usize = 4096;
+
+/// The addresses of the last kthreads reaped at their exit, so that a
+/// `kthread_stop()` of one (the kernel's use after free) is a detected
+/// `-ESRCH` while the address has not been reused by a new kthread.
+struct Reaped {
+    order: std::collections::VecDeque<usize>,
+    set: std::collections::HashSet<usize>,
+}
+
+static REAPED: Mutex<Option<Reaped>> = Mutex::new(None);
+
+fn with_reaped<R>(f: impl FnOnce(&mut Reaped) -> R) -> R {
+    let mut r = lock(&REAPED);
+    f(r.get_or_insert_with(|| Reaped {
+        order: std::collections::VecDeque::new(),
+        set: std::collections::HashSet::new(),
+    }))
+}
+
+fn remember_reaped(p: usize) {
+    with_reaped(|r| {
+        if r.set.insert(p) {
+            r.order.push_back(p);
+            if r.order.len() > REAPED_KEPT {
+                if let Some(old) = r.order.pop_front() {
+                    r.set.remove(&old);
+                }
+            }
+        }
+    })
+}
+
+/// Forgets `p` as reaped: a new kthread lives at that address.
+fn reused(p: usize) {
+    with_reaped(|r| {
+        if r.set.remove(&p) {
+            r.order.retain(|&a| a != p);
+        }
+    })
+}
+
+/// Whether `p` is the address of a kthread reaped at its exit (and not
+/// reused since).
+fn was_reaped(p: usize) -> bool {
+    with_reaped(|r| r.set.contains(&p))
+}
+
+/// Called on a C kthread's own thread once its function has returned:
+/// reaps it if nobody is stopping it and nobody holds a reference.
+fn ended_by_itself(p: usize) {
+    let mut map = lock(&KTHREADS);
+    let Some(e) = map.get_mut(&p) else {
+        return; // a kthread_stop() took the handle: it collects the result
+    };
+    if e.refs > 0 || kthread_rs::should_stop() {
+        // Held, or a stop was requested (a kthread_stop(current) that got
+        // -EDEADLK): the handle waits for that kthread_stop().
+        e.ended = true;
+        return;
+    }
+    let Some(e) = map.remove(&p) else { return };
+    drop(map);
+    remember_reaped(p);
+    // On its own thread: detach (never join ourselves); the task and the
+    // result go when the thread's last reference does.
+    drop(e.handle.detach());
+}
+
+/// `get_task_struct()` on a C kthread: one more reference held.
+pub(crate) fn hold(p: usize) {
+    if let Some(e) = lock(&KTHREADS).get_mut(&p) {
+        e.refs += 1;
+    }
+}
+
+/// `put_task_struct()` on a C kthread: the last reference to one that
+/// ended on its own reaps it.
+pub(crate) fn release(p: usize) {
+    let mut map = lock(&KTHREADS);
+    let Some(e) = map.get_mut(&p) else { return };
+    e.refs = e.refs.saturating_sub(1);
+    if e.refs > 0 || !e.ended {
+        return;
+    }
+    let Some(e) = map.remove(&p) else { return };
+    drop(map);
+    remember_reaped(p);
+    // Its function has returned: the join is its last instructions.
+    drop(e.handle);
+}
 
 /// The kthread task at `p`, if it is a live kthread: the caller's own (a
 /// kthread may use `current` until it returns, even once a `kthread_stop()`
@@ -53,7 +160,9 @@ pub(crate) fn c_task(p: *const c_void) -> Option<Task> {
     if let Some(me) = kthread_rs::current().filter(|t| t.as_ptr() == p) {
         return Some(me);
     }
-    lock(&KTHREADS).get(&(p as usize)).map(|k| k.task().clone())
+    lock(&KTHREADS)
+        .get(&(p as usize))
+        .map(|e| e.handle.task().clone())
 }
 
 /// The name, node and CPU of a kthread or worker from C: `node` is
@@ -121,6 +230,7 @@ unsafe fn create(
     };
     let arg = SendPtr(data);
     let created = b.data(CData(data as usize)).create(move || {
+        let _reap = ReapOnReturn;
         IN_THREADFN.with(|f| f.set(true));
         // SAFETY: the C caller gave `threadfn` and `data` for this thread.
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { threadfn(arg.get()) }));
@@ -136,10 +246,30 @@ unsafe fn create(
     match created {
         Ok(k) => {
             let p = k.task().as_ptr().cast_mut();
-            lock(&KTHREADS).insert(p as usize, k);
+            reused(p as usize);
+            lock(&KTHREADS).insert(
+                p as usize,
+                Entry {
+                    handle: k,
+                    refs: 0,
+                    ended: false,
+                },
+            );
             p
         }
         Err(e) => err_ptr(e.errno()),
+    }
+}
+
+/// Reaps a C kthread that ended on its own, when its function's frame
+/// goes (a return, `kthread_exit()`, or a panic).
+struct ReapOnReturn;
+
+impl Drop for ReapOnReturn {
+    fn drop(&mut self) {
+        if let Some(me) = kthread_rs::current() {
+            ended_by_itself(me.as_ptr() as usize);
+        }
     }
 }
 
@@ -219,13 +349,17 @@ pub extern "C" fn kthread_stop(k: *mut c_void) -> c_int {
             // It would wait for itself. The stop request stands, and the
             // handle stays, so a later kthread_stop() from another thread
             // still joins it and gets its result.
-            if let Some(handle) = lock(&KTHREADS).get(&(k as usize)) {
-                handle.request_stop();
+            if let Some(e) = lock(&KTHREADS).get(&(k as usize)) {
+                e.handle.request_stop();
             }
             return -libc::EDEADLK;
         }
-        let Some(handle) = lock(&KTHREADS).remove(&(k as usize)) else {
-            return -libc::EINVAL;
+        let Some(handle) = take(k) else {
+            return if was_reaped(k as usize) {
+                -libc::ESRCH
+            } else {
+                -libc::EINVAL
+            };
         };
         match handle.stop() {
             Ok(ret) => ret,
@@ -252,19 +386,55 @@ pub extern "C" fn kthread_stop_timeout(k: *mut c_void, timeout: std::ffi::c_long
         if kthread_rs::current().is_some_and(|me| me.as_ptr() == k.cast_const()) {
             return kthread_stop(k);
         }
-        let Some(handle) = lock(&KTHREADS).remove(&(k as usize)) else {
-            return -libc::EINVAL;
+        let Some(Entry {
+            handle,
+            refs,
+            ended,
+        }) = lock(&KTHREADS).remove(&(k as usize))
+        else {
+            return if was_reaped(k as usize) {
+                -libc::ESRCH
+            } else {
+                -libc::EINVAL
+            };
         };
         let wait = crate::jiffies_to_duration(u64::try_from(timeout).unwrap_or(0));
         match handle.stop_timeout(wait) {
             Ok(ret) => ret,
             Err(kthread_rs::StopTimeoutError::Stopped(e)) => -e.errno(),
             Err(kthread_rs::StopTimeoutError::TimedOut(handle)) => {
-                lock(&KTHREADS).insert(k as usize, handle);
+                // Back in the table with its references, for the next stop.
+                lock(&KTHREADS).insert(
+                    k as usize,
+                    Entry {
+                        handle,
+                        refs,
+                        ended,
+                    },
+                );
                 -libc::ETIMEDOUT
             }
         }
     })
+}
+
+/// Takes `k`'s handle out of the table for a stop.
+fn take(k: *mut c_void) -> Option<Kthread<i32>> {
+    lock(&KTHREADS).remove(&(k as usize)).map(|e| e.handle)
+}
+
+/// [`kthread_stop`], then [`put_task_struct`](crate::sched::put_task_struct)
+/// (`kthread_stop_put()`, 6.6+): for a kthread the caller held with
+/// `get_task_struct()`.
+///
+/// # Safety
+/// As for `put_task_struct`: the caller holds a `get_task_struct()` reference to `k`.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_stop_put(k: *mut c_void) -> c_int {
+    let ret = kthread_stop(k);
+    // SAFETY: the caller's reference, given back once.
+    unsafe { crate::sched::put_task_struct(k) };
+    ret
 }
 
 /// Whether the calling kthread has been asked to stop (`kthread_should_stop()`);

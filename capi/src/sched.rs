@@ -290,6 +290,7 @@ pub unsafe extern "C" fn get_task_struct(tsk: *mut c_void) -> *mut c_void {
             // SAFETY: a live task by the caller's contract; the reference
             // taken here is given back by `put_task_struct`.
             let _ = unsafe { Task::from_ptr(tsk) }.into_raw();
+            crate::kthread::hold(tsk as usize);
         }
         tsk
     })
@@ -304,6 +305,8 @@ pub unsafe extern "C" fn get_task_struct(tsk: *mut c_void) -> *mut c_void {
 pub unsafe extern "C" fn put_task_struct(tsk: *mut c_void) {
     guard("put_task_struct", (), || {
         if !bad_ptr(tsk) {
+            // A C kthread that ended on its own goes with its last reference.
+            crate::kthread::release(tsk as usize);
             // SAFETY: the caller's reference from `get_task_struct`, given
             // back here once.
             drop(unsafe { Task::from_raw(tsk) });

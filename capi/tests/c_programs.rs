@@ -313,6 +313,11 @@ fn wait_queue() {
 }
 
 #[test]
+fn self_ending() {
+    run_program("self_ending.c", Lang::C);
+}
+
+#[test]
 fn bad_pointers() {
     run_program("bad_pointers.c", Lang::C);
 }

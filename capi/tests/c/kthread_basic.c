@@ -135,12 +135,30 @@ static int finish_early(void *data)
 static void test_returns_by_itself(void)
 {
 	DECLARE_COMPLETION_ONSTACK(done);
-	struct task_struct *k = kthread_run(finish_early, &done, "early");
+	DECLARE_COMPLETION_ONSTACK(done2);
+	struct task_struct *k = kthread_create(finish_early, &done, "early");
 
+	/* Held (get_task_struct): kept after it returns, as in the kernel. */
+	get_task_struct(k);
+	wake_up_process(k);
 	CHECK("a kthread that returned by itself",
 	      wait_for_completion_timeout(&done, WAIT_LONG) > 0);
-	msleep(10);
-	CHECK("... keeps its result for kthread_stop", kthread_stop(k) == 5);
+	CHECK("... held, keeps its result for kthread_stop", kthread_stop_put(k) == 5);
+
+	/* Not held: reaped at its exit; a late kthread_stop is detected. */
+	{
+		char path[64];
+		int pid;
+
+		k = kthread_create(finish_early, &done2, "early-unheld");
+		pid = k->pid; /* valid until it ends */
+		snprintf(path, sizeof(path), "/proc/self/task/%d", pid);
+		wake_up_process(k);
+		CHECK("an unheld kthread that returned by itself",
+		      wait_for_completion_timeout(&done2, WAIT_LONG) > 0);
+		CHECK("... ends: its thread is gone", WAIT_UNTIL(access(path, F_OK) != 0));
+		CHECK("... is reaped: a late kthread_stop is -ESRCH", kthread_stop(k) == -ESRCH);
+	}
 }
 
 /* ---- kthread_data, current, names -------------------------------------- */
@@ -241,10 +259,11 @@ static void test_bind(void)
 	struct task_struct *k;
 
 	k = kthread_create(cpu_fn, &c, "bound");
+	get_task_struct(k); /* cpu_fn returns at once */
 	CHECK("kthread_bind before the first wake", kthread_bind(k, cpu) == 0);
 	wake_up_process(k);
 	CHECK("kthread_bind after the wake is -EBUSY", kthread_bind(k, cpu) == -EBUSY);
-	kthread_stop(k);
+	kthread_stop_put(k);
 	CHECK("a bound kthread runs only on its CPU",
 	      c.cpu_seen == cpu && c.allowed == 1);
 

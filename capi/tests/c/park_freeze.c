@@ -78,11 +78,14 @@ static void test_park(void)
 	CHECK("kthread_stop of a parked never-run kthread runs threadfn with should_stop set",
 	      kthread_stop(k) == 99 && atomic_load(&c.rounds) == 0);
 
-	k = kthread_run(return_zero, &done, "exits");
+	/* Held with get_task_struct(), as in the kernel: it may end on its own. */
+	k = kthread_create(return_zero, &done, "exits");
+	get_task_struct(k);
+	wake_up_process(k);
 	wait_for_completion_timeout(&done, WAIT_LONG);
 	CHECK("kthread_park of a kthread that exited is -ENOSYS",
 	      WAIT_UNTIL(kthread_park(k) == -ENOSYS));
-	CHECK("... and it still stops", kthread_stop(k) == 0);
+	CHECK("... and it still stops", kthread_stop_put(k) == 0);
 }
 
 /* ---- freezer ---------------------------------------------------------------- */

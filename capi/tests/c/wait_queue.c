@@ -216,9 +216,11 @@ int main(void)
 	CHECK("schedule_timeout_killable", schedule_timeout_killable(2) == 0);
 
 	/* Fields. */
-	k = kthread_run(fields_fn, NULL, "ktc-fields-is-long");
+	k = kthread_create(fields_fn, NULL, "ktc-fields-is-long");
+	get_task_struct(k); /* fields_fn returns at once */
+	wake_up_process(k);
 	CHECK("task_pid_field", !IS_ERR(k) && k->pid > 0);
-	kthread_stop(k);
+	kthread_stop_put(k);
 	CHECK("comm_field", comm_ok);
 	CHECK("pid_field", pid_ok);
 	w = kthread_create_worker(0, "ktc-worker");
@@ -229,8 +231,9 @@ int main(void)
 	kthread_destroy_worker(w);
 	w = kthread_create_worker_on_node(0, 100000, "ktc-node/%d", 1);
 	CHECK("create_worker_on_a_node_that_cannot_exist_fails", IS_ERR(w));
-	k = kthread_run(fields_fn, NULL, "ktc-fields-is-long");
+	k = kthread_create(fields_fn, NULL, "ktc-fields-is-long");
 	get_task_struct(k);
+	wake_up_process(k);
 	kthread_stop(k);
 	CHECK("get_task_struct_keeps_comm", strcmp(k->comm, "ktc-fields-is-l") == 0);
 	put_task_struct(k);
@@ -238,12 +241,16 @@ int main(void)
 
 	/* kthread_exit() from deep inside; kthread_complete_and_exit(). */
 	init_completion(&exit_done);
-	k = kthread_run(exit_fn, (void *)7L, "ktc-exit");
-	CHECK("kthread_exit_result", kthread_stop(k) == 7 && !after_exit);
-	k = kthread_run(exit_fn, (void *)8L, "ktc-exit");
+	k = kthread_create(exit_fn, (void *)7L, "ktc-exit");
+	get_task_struct(k); /* it ends on its own */
+	wake_up_process(k);
+	CHECK("kthread_exit_result", kthread_stop_put(k) == 7 && !after_exit);
+	k = kthread_create(exit_fn, (void *)8L, "ktc-exit");
+	get_task_struct(k);
+	wake_up_process(k);
 	CHECK("kthread_complete_and_exit_completes",
 	      wait_for_completion_timeout(&exit_done, WAIT_LONG) > 0);
-	CHECK("kthread_complete_and_exit_result", kthread_stop(k) == 8 && !after_exit);
+	CHECK("kthread_complete_and_exit_result", kthread_stop_put(k) == 8 && !after_exit);
 	/* kthread_stop_timeout(): -ETIMEDOUT keeps the task; a later stop gets the result. */
 	init_completion(&deaf_gate);
 	k = kthread_run(deaf_fn, NULL, "ktc-deaf");
