@@ -38,6 +38,9 @@ pub enum Error {
     WouldDeadlock,
     /// A CPU mask with no CPU in it.
     EmptyCpuMask,
+    /// The object was inherited across `fork()`: its thread is the
+    /// parent's and does not exist in this process (C: `-ECHILD`).
+    Forked,
     /// A nice value outside -20..=19, or a real-time priority outside 1..=99.
     InvalidPriority(i32),
     /// The process may not set this scheduling policy or nice value (it
@@ -64,6 +67,7 @@ impl Error {
             | Error::EmptyCpuMask
             | Error::InvalidPriority(_) => libc::EINVAL,
             Error::PolicyNotPermitted(_) => libc::EPERM,
+            Error::Forked => libc::ECHILD,
             Error::AlreadyStarted | Error::AlreadyParked => libc::EBUSY,
             Error::Exited => libc::ENOSYS,
             Error::WouldDeadlock => libc::EDEADLK,
@@ -86,6 +90,9 @@ impl fmt::Display for Error {
             Error::AlreadyParked => f.write_str("kthread is already parked or being parked"),
             Error::Exited => f.write_str("kthread has exited or is being stopped"),
             Error::WouldDeadlock => f.write_str("call would wait for the calling thread itself"),
+            Error::Forked => f.write_str(
+                "inherited from the parent across fork(): its thread does not exist here",
+            ),
             Error::InvalidPriority(p) => write!(
                 f,
                 "priority {p} is out of range (nice -20..=19, real-time 1..=99)"
@@ -131,6 +138,10 @@ pub enum StopError {
     /// `stop` was called from inside the kthread itself (`-EDEADLK`); the
     /// stop request stands and the thread is left to finish on its own.
     Current,
+    /// The handle was inherited across `fork()`: its thread is the
+    /// parent's and does not exist in this process (`-ECHILD`). Nothing
+    /// was waited for; dropping the handle releases only memory.
+    Forked,
 }
 
 impl StopError {
@@ -161,6 +172,7 @@ impl StopError {
             StopError::NotStarted => libc::EINTR,
             StopError::Panicked(_) => libc::EFAULT,
             StopError::Current => libc::EDEADLK,
+            StopError::Forked => libc::ECHILD,
         }
     }
 }
@@ -174,6 +186,7 @@ impl fmt::Debug for StopError {
                 .field(&self.panic_message().unwrap_or("<non-string payload>"))
                 .finish(),
             StopError::Current => f.write_str("Current"),
+            StopError::Forked => f.write_str("Forked"),
         }
     }
 }
@@ -188,6 +201,9 @@ impl fmt::Display for StopError {
                 self.panic_message().unwrap_or("<non-string payload>")
             ),
             StopError::Current => f.write_str("a kthread cannot stop itself"),
+            StopError::Forked => f.write_str(
+                "the kthread belongs to the parent process: fork() did not copy its thread",
+            ),
         }
     }
 }

@@ -213,3 +213,88 @@ fn a_child_of_a_frozen_process_starts_thawed() {
     drop(guard);
     fk.stop().expect("stop");
 }
+
+/// Objects inherited from the parent answer at once in the child and
+/// never touch the parent's vanished threads; dropping them waits for
+/// nothing. Each step that hung or answered wrongly names itself.
+#[test]
+fn inherited_objects_answer_forked_at_once_and_drop_without_waiting() {
+    let _s = serial();
+    let _w = common::watchdog("inherited_objects", common::WATCHDOG);
+    let sleeper = kthread::run("parent-sleeper", || {
+        while !kthread::should_stop() {
+            kthread::set_current_state(kthread::TaskState::Interruptible);
+            if !kthread::should_stop() {
+                kthread::schedule();
+            }
+            kthread::set_current_state(kthread::TaskState::Running);
+        }
+        5u32
+    })
+    .expect("run");
+    let worker = Worker::new("parent-worker").expect("worker");
+    let gate = Arc::new(kthread::Completion::new());
+    let g = gate.clone();
+    let stuck = Work::new(move || g.wait()); // busy in the parent at the fork
+    let queued = Work::new(|| ());
+    let delayed = kthread::DelayedWork::new(|| ());
+    assert!(worker.queue(&stuck));
+    assert!(worker.queue(&queued));
+    assert!(worker.queue_delayed(&delayed, Duration::from_secs(3600)));
+    let task = sleeper.task().clone();
+
+    // SAFETY: the child ends in `_exit` and only checks the inherited objects.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let code = (|| {
+            if !task.is_inherited() || !worker.task().is_inherited() {
+                return 1;
+            }
+            if task.wake_up() || sleeper.wake_up() {
+                return 2;
+            }
+            if !matches!(sleeper.bind(0), Err(kthread::Error::Forked))
+                || !matches!(task.park(), Err(kthread::Error::Forked))
+                || !matches!(task.set_nice(1), Err(kthread::Error::Forked))
+            {
+                return 3;
+            }
+            let fresh = Work::new(|| ());
+            if worker.queue(&fresh) || worker.queue_delayed(&delayed, Duration::ZERO) {
+                return 4;
+            }
+            if !matches!(worker.flush(), Err(kthread::Error::Forked)) {
+                return 5;
+            }
+            if queued.flush() || stuck.cancel_sync() || delayed.flush() || delayed.cancel_sync() {
+                return 6;
+            }
+            if !matches!(sleeper.stop(), Err(kthread::StopError::Forked)) {
+                return 7;
+            }
+            drop(worker); // waits for nothing
+            drop((stuck, queued, delayed));
+            if kthread::list()
+                .iter()
+                .any(|t| t.name.starts_with("parent-"))
+            {
+                return 8;
+            }
+            // And the child's own kthreads work.
+            match child_uses_the_library() {
+                Ok(()) => 0,
+                Err(n) => n,
+            }
+        })();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let killed = common::await_child_exit(pid, CHILD_LIMIT);
+    let status = common::reap_child(pid);
+    gate.complete_all(); // before any assert: the worker's drop flushes
+    assert!(!killed, "the child hung on an inherited object");
+    assert_eq!(status, 0, "child step {status} failed");
+    assert_eq!(sleeper.stop().expect("parent stop"), 5);
+    worker.destroy();
+}

@@ -172,7 +172,7 @@ impl<T> Kthread<T> {
     /// ```
     pub fn stop_timeout(mut self, timeout: Duration) -> Result<T, StopTimeoutError<T>> {
         let task = self.task.clone();
-        if !is_current(&task) {
+        if !is_current(&task) && !task.is_inherited() {
             request_stop(&task);
             if !task.exited().wait_timeout(timeout) {
                 return Err(StopTimeoutError::TimedOut(self));
@@ -186,6 +186,12 @@ impl<T> Kthread<T> {
     fn stop_inner(&mut self) -> Result<T, StopError> {
         let task = self.task.clone();
         let thread = self.thread.take();
+        if task.is_inherited() {
+            // A fork() child's copy: the thread is the parent's. Wait for
+            // nothing; the id is simply forgotten (`RawThread` has no drop).
+            let _forgotten = thread;
+            return Err(StopError::Forked);
+        }
         if is_current(&task) {
             request_stop(&task);
             if let Some(t) = thread {
@@ -248,7 +254,9 @@ impl<T> Kthread<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn request_stop(&self) {
-        request_stop(&self.task);
+        if !self.task.is_inherited() {
+            request_stop(&self.task);
+        }
     }
 
     /// Lets the kthread run on by itself and returns its task; its result is dropped.
@@ -260,7 +268,10 @@ impl<T> Kthread<T> {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn detach(mut self) -> Task {
-        if let Some(t) = self.thread.take() {
+        if self.task.is_inherited() {
+            // The parent's thread: nothing to detach in this process.
+            let _forgotten = self.thread.take();
+        } else if let Some(t) = self.thread.take() {
             t.detach()
                 .unwrap_or_else(|e| fatal(&format!("pthread_detach: {e}")));
         }
@@ -317,6 +328,14 @@ impl<T> Drop for Kthread<T> {
         // dropped here (else the kthread drops it when it ends). A panic in
         // its `Drop` is caught: this may run during an unwind, where a
         // second panic would be an abort.
+        if self.task.is_inherited() {
+            // A fork() child's copy: release only memory. The packet (and
+            // any result the parent's thread left in it) is leaked, so no
+            // user `Drop` runs on a copy the parent still owns.
+            std::mem::forget(self.packet.clone());
+            let _forgotten = self.thread.take();
+            return;
+        }
         let result = if self.thread.is_some() {
             self.stop_inner()
         } else {
@@ -356,6 +375,9 @@ impl Task {
         let not_allowed = || cpus.iter().copied().find(|&c| !allowed.contains(c));
         if let Some(cpu) = not_allowed() {
             return Err(Error::CpuNotAllowed(cpu));
+        }
+        if self.is_inherited() {
+            return Err(Error::Forked);
         }
         let mut bound = self.bind_lock();
         if self.has(flags::WOKEN | flags::EXITED) {

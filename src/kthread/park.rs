@@ -28,6 +28,9 @@ impl Task {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn park(&self) -> Result<(), Error> {
+        if self.is_inherited() {
+            return Err(Error::Forked);
+        }
         let own = is_current(self);
         if let Err(f) = self.flags().claim_park(own) {
             return Err(if f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
@@ -58,7 +61,9 @@ impl Task {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn unpark(&self) {
-        unpark_task(self)
+        if !self.is_inherited() {
+            unpark_task(self)
+        }
     }
 }
 

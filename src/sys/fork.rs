@@ -27,6 +27,14 @@ pub(crate) fn generation() -> u32 {
     GENERATION.load(Ordering::Acquire)
 }
 
+/// The generation an object born now belongs to; installs the handler
+/// first, so a child of this process is sure to see a new generation.
+#[inline]
+pub(crate) fn born() -> u32 {
+    install();
+    generation()
+}
+
 extern "C" fn in_child() {
     // The child has one thread, this one; Release orders nothing it needs,
     // but costs nothing and keeps `generation`'s Acquire meaningful.

@@ -327,6 +327,9 @@ pub(crate) struct TaskInner {
     start: policy::Start,
     /// The last policy and nice value seen, for after the thread ends.
     seen: policy::Seen,
+    /// The process generation it was born in (`sys::fork`): another one
+    /// means this is a `fork()` child's copy, whose thread does not exist.
+    generation: u32,
     /// The freeze epoch in which a freeze last woke (or found awake) this
     /// task in a plain interruptible sleep; written only by the task
     /// itself (`schedule`), so the freeze ends such a sleep once.
@@ -431,6 +434,7 @@ impl Task {
             frozen_for: AtomicU32::new(0),
             start: init.start,
             seen: policy::Seen::new(),
+            generation: crate::sys::fork::born(),
             kicked_for: AtomicU32::new(0),
             #[cfg(kthread_loom)]
             freed: ModelCell(crate::sync::UnsafeCell::new(false)),
@@ -561,6 +565,19 @@ impl Task {
     #[inline]
     pub fn comm(&self) -> &[u8; COMM_LEN] {
         &self.0.comm
+    }
+
+    /// Whether this task was inherited across `fork()`: it is the parent's,
+    /// and its thread does not exist in this process. Calls on it (and on
+    /// the `Kthread`, `Worker` or items behind it) then answer at once:
+    /// [`Error::Forked`](crate::Error::Forked), `false`, or nothing.
+    ///
+    /// ```
+    /// assert!(!kthread::Task::current().is_inherited());
+    /// ```
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.0.is_inherited()
     }
 
     /// The OS thread id (as in `/proc/self/task`); stable for the task's life.
@@ -727,6 +744,9 @@ impl Task {
     /// ```
     #[inline]
     pub fn wake_up(&self) -> bool {
+        if self.is_inherited() {
+            return false;
+        }
         let woke = self.0.wake_up();
         crate::trace::event!(TRACE, "sched_wakeup", self.name(), self.tid(), woke = woke);
         woke
@@ -807,6 +827,12 @@ impl TaskInner {
     #[inline]
     pub(crate) fn mark_frozen_for(&self, epoch: u32) -> bool {
         self.frozen_for.swap(epoch, Ordering::AcqRel) != epoch
+    }
+
+    /// See [`Task::is_inherited`].
+    #[inline]
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.generation != crate::sys::fork::generation()
     }
 
     /// The scheduling to apply at birth.

@@ -133,6 +133,9 @@ impl Task {
     /// The thread to change: `Exited` once the function has returned (its
     /// tid may already name another thread).
     fn live_tid(&self) -> Result<libc::pid_t, Error> {
+        if self.is_inherited() {
+            return Err(Error::Forked);
+        }
         if self.has_exited() {
             return Err(Error::Exited);
         }

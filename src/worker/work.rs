@@ -100,6 +100,11 @@ impl Keep {
     fn with_owner<R>(&self, raw: &RawWork, op: impl Fn(Locked<'_>) -> R) -> Option<R> {
         loop {
             let owner = self.owner()?;
+            if owner.is_inherited() {
+                // A fork() child's copy of the owner: nothing runs there,
+                // and its lock may be held by a thread that is gone. Idle.
+                return None;
+            }
             if let Some(l) = owner.lock_if_owner(raw) {
                 return Some(op(l));
             }

@@ -384,7 +384,7 @@ impl Worker {
     /// # Ok::<(), kthread::Error>(())
     /// ```
     pub fn destroy_timeout(mut self, timeout: Duration) -> Result<(), Worker> {
-        if self.thread.is_none() || self.core.is_current_thread() {
+        if self.thread.is_none() || self.core.is_current_thread() || self.core.is_inherited() {
             self.shutdown();
             return Ok(());
         }
@@ -408,6 +408,12 @@ impl Worker {
         let Some(thread) = self.thread.take() else {
             return;
         };
+        if self.core.is_inherited() {
+            // A fork() child's copy: its thread is the parent's. Release
+            // memory only (the handle's drop waits for nothing).
+            drop(thread);
+            return;
+        }
         if self.core.is_current_thread() {
             // Dropped by one of its own items: we cannot wait for ourselves,
             // so the loop does destroy's work. Armed timers are cancelled

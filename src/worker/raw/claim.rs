@@ -149,6 +149,9 @@ pub(crate) unsafe fn queue_hooked(
     work: &RawWork,
     hook: &mut Hook<'_>,
 ) -> Result<(), Claim> {
+    if worker.is_inherited() {
+        return Err(Claim::Busy); // fork() child's copy: nobody would run it
+    }
     // SAFETY: forwarded caller contract.
     unsafe { work.claim(worker, hook) }?;
     // SAFETY: our claim just succeeded, and the queue contract keeps `work` valid.
@@ -183,6 +186,9 @@ pub(crate) unsafe fn queue_delayed_hooked(
     delay: Duration,
     hook: &mut Hook<'_>,
 ) -> Result<(), Claim> {
+    if worker.is_inherited() {
+        return Err(Claim::Busy);
+    }
     // SAFETY: forwarded caller contract.
     unsafe { dwork.work.claim(worker, hook) }?;
     // SAFETY: our claim just succeeded, and the queue contract keeps `dwork` valid.
@@ -225,6 +231,9 @@ pub(crate) unsafe fn mod_delayed_hooked(
     delay: Duration,
     hook: &mut Hook<'_>,
 ) -> Result<bool, Claim> {
+    if worker.is_inherited() {
+        return Err(Claim::Busy); // nothing changes (as a losing race)
+    }
     let work = &dwork.work;
     loop {
         // SAFETY: forwarded caller contract.

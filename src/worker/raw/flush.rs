@@ -48,6 +48,11 @@ unsafe fn lock_owner(work: &RawWork) -> Option<Locked<'_>> {
     loop {
         // SAFETY: the caller guarantees the owner exists.
         let owner = unsafe { work.owner().as_ref() }?;
+        if owner.is_inherited() {
+            // A fork() child's copy: its lock may be held by a thread that
+            // does not exist here, and nothing will run the item. Idle.
+            return None;
+        }
         if let Some(l) = owner.lock_if_owner(work) {
             return Some(l);
         }
@@ -127,6 +132,9 @@ pub(crate) fn flush_locked(mut l: Locked<'_>, work: &RawWork) -> Result<bool, Er
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn flush_worker(worker: &RawWorker) -> Result<(), Error> {
+    if worker.is_inherited() {
+        return Err(Error::Forked);
+    }
     if worker.is_current_thread() {
         return Err(Error::WouldDeadlock);
     }
@@ -189,6 +197,9 @@ pub(crate) fn cancel_locked(mut l: Locked<'_>, work: &RawWork) -> bool {
 /// assert_eq!(kthread::worker::raw::cancel_timers(&w), 0);
 /// ```
 pub fn cancel_timers(worker: &RawWorker) -> usize {
+    if worker.is_inherited() {
+        return 0;
+    }
     let mut taken = Vec::new();
     let l = worker.lock();
     while let Some(w) = l.first_timer() {

@@ -198,6 +198,9 @@ impl<'a> Locked<'a> {
         // Release: a waker whose count sees the mark cleared sees no older
         // (freed) task pointer (pairs with `wake_idle`'s Acquire).
         self.w.wakers.fetch_and(!DETACHED, Ordering::Release);
+        self.w
+            .attached_in
+            .store(crate::sys::fork::born().wrapping_add(1), Ordering::Release);
         self.w.task.store(p, Ordering::Release);
         true
     }

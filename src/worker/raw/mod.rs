@@ -138,6 +138,11 @@ pub struct RawWorker {
     /// thread waits for them to finish before it detaches, so a lock-free
     /// wake never touches a task that has gone.
     wakers: AtomicU32,
+    /// One more than the process generation (`sys::fork`) of the thread
+    /// that last attached, 0 if none ever did: another one means this is a
+    /// `fork()` child's copy, whose thread does not exist. Fills what was
+    /// padding before `task`, which stays where C reads it.
+    attached_in: AtomicU32,
     task: AtomicPtr<TaskInner>,
     head: Guarded<*mut RawWork>,
     tail: Guarded<*mut RawWork>,
@@ -301,6 +306,7 @@ impl RawWorker {
                 lock: RawLock::new(),
                 flags: AtomicU32::new(flags),
                 wakers: AtomicU32::new(0),
+                attached_in: AtomicU32::new(0),
                 task: AtomicPtr::new(ptr::null_mut()),
                 head: Guarded::new(ptr::null_mut()),
                 tail: Guarded::new(ptr::null_mut()),
@@ -343,6 +349,15 @@ impl RawWorker {
     }
 
     /// Whether the calling thread is this worker's thread.
+    /// Whether this is a `fork()` child's copy of a worker a thread of the
+    /// parent served: that thread does not exist here, so every call
+    /// answers at once instead of waiting for it.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        let g = self.attached_in.load(Ordering::Acquire);
+        g != 0 && g.wrapping_sub(1) != crate::sys::fork::generation()
+    }
+
     pub(crate) fn is_current_thread(&self) -> bool {
         let t = self.task.load(Ordering::Acquire);
         !t.is_null() && task::with_current(|c| c.is_some_and(|c| ptr::eq(c, t)))
