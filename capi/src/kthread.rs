@@ -591,11 +591,13 @@ mod tests {
             kthread_create_on_node_name(Some(add_one), 41 as *mut c_void, -1, name.as_ptr().cast())
         };
         assert!(!bad_ptr(k));
-        // SAFETY: `k` is live until kthread_stop.
+        // SAFETY: `k` is live until kthread_stop; held, since add_one
+        // returns by itself and would otherwise be reaped at its exit.
         unsafe {
+            crate::sched::get_task_struct(k);
             assert_eq!(kthread_data(k) as usize, 41);
             assert_eq!(wake_up_process(k), 1);
-            assert_eq!(kthread_stop(k), 42);
+            assert_eq!(kthread_stop_put(k), 42);
             assert_eq!(kthread_stop(k), -libc::EINVAL); // gone
         }
     }
