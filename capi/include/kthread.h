@@ -42,6 +42,11 @@
  *    wake_up_process(), which also wakes threads that are not kthreads,
  *    uses it directly.
  *  - Time is in jiffies of HZ per second; MAX_SCHEDULE_TIMEOUT never expires.
+ *  - In a fork() child, the tasks and workers inherited from the parent
+ *    answer at once and never wait for the parent's threads: kthread_stop(),
+ *    kthread_park() and kthread_bind() give -ECHILD, wake_up_process() 0,
+ *    kthread_queue_work() false, the flushes and kthread_destroy_worker()
+ *    return; the child creates its own.
  *  - Where the kernel changed a call across versions, this header follows
  *    Linux 6.1-6.13 and says so at the call.
  *

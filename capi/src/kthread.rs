@@ -102,6 +102,57 @@ fn was_reaped(p: usize) -> bool {
     with_reaped(|r| r.set.contains(&p))
 }
 
+thread_local! {
+    /// The table guards `fork_prepare` took, released by `fork_release` on
+    /// the same (forking) thread, in parent and child.
+    static FORK_HELD: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `pthread_atfork` prepare handler: takes the tables' locks (in this
+/// order; no code holds one while taking the other), so a fork copies
+/// them consistent and a ghost of the parent never holds them in the
+/// child. Each is held only for a lookup, an insert or a removal, so a
+/// `fork()` waits at most for one of those.
+extern "C" fn fork_prepare() {
+    let held: [Box<dyn std::any::Any>; 4] = [
+        Box::new(lock(&KTHREADS)),
+        Box::new(lock(&REAPED)),
+        Box::new(crate::worker::lock_table()),
+        Box::new(crate::sched::lock_seen()),
+    ];
+    FORK_HELD.with(|h| h.borrow_mut().extend(held));
+}
+
+/// `pthread_atfork` parent and child handler: releases them (the child's
+/// copy then lists the parent's kthreads, which answer `-ECHILD`).
+extern "C" fn fork_release() {
+    FORK_HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        while let Some(g) = h.pop() {
+            drop(g);
+        }
+    });
+}
+
+/// Installs the fork handlers once per process image (children inherit them).
+pub(crate) fn install_fork_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `extern "C"` fns without arguments that touch only the
+        // tables' locks and a thread-local of the forking thread.
+        let rc = unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release))
+        };
+        if rc != 0 {
+            crate::warn(format_args!(
+                "pthread_atfork: {}: a fork() child may find the kthread table locked",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+    });
+}
+
 /// Called on a C kthread's own thread once its function has returned:
 /// reaps it if nobody is stopping it and nobody holds a reference.
 fn ended_by_itself(p: usize) {
@@ -228,6 +279,7 @@ unsafe fn create(
         Ok(b) => b,
         Err(e) => return err_ptr(e),
     };
+    install_fork_handlers();
     let arg = SendPtr(data);
     let created = b.data(CData(data as usize)).create(move || {
         let _reap = ReapOnReturn;

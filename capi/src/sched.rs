@@ -83,8 +83,15 @@ impl Site {
     }
 }
 
+/// The call sites already warned about.
+static SEEN: Mutex<Vec<(Site, c_uint)>> = Mutex::new(Vec::new());
+
+/// The lock of [`SEEN`], for the fork handlers (`kthread::fork_prepare`).
+pub(crate) fn lock_seen() -> std::sync::MutexGuard<'static, Vec<(Site, c_uint)>> {
+    crate::lock(&SEEN)
+}
+
 fn warn_once(site: Site, raw: c_uint, odd: c_uint) {
-    static SEEN: Mutex<Vec<(Site, c_uint)>> = Mutex::new(Vec::new());
     let key = (site, if site == Site::UNKNOWN { raw } else { 0 });
     {
         let mut seen = crate::lock(&SEEN);

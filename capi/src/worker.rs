@@ -23,6 +23,11 @@ use std::sync::Mutex;
 /// The workers made by `kthread_create_worker()`, by raw worker address.
 static WORKERS: Mutex<BTreeMap<usize, Worker>> = Mutex::new(BTreeMap::new());
 
+/// The table's lock, for the fork handlers (`kthread::fork_prepare`).
+pub(crate) fn lock_table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Worker>> {
+    lock(&WORKERS)
+}
+
 /// The raw worker run by `task`, if it is the thread of a worker from
 /// `kthread_create_worker()` (what `kthread_data()` gives for it).
 pub(crate) fn worker_of(task: &Task) -> Option<*mut RawWorker> {
@@ -132,6 +137,7 @@ pub unsafe extern "C" fn kthread_create_worker_name(
         match b.create() {
             Ok(w) => {
                 let core = w.as_raw() as *const RawWorker as *mut RawWorker;
+                crate::kthread::install_fork_handlers();
                 lock(&WORKERS).insert(core as usize, w);
                 core
             }

@@ -318,6 +318,11 @@ fn self_ending() {
 }
 
 #[test]
+fn fork_child() {
+    run_program("fork_child.c", Lang::C);
+}
+
+#[test]
 fn bad_pointers() {
     run_program("bad_pointers.c", Lang::C);
 }
