@@ -178,9 +178,11 @@ int main(void)
 	flush_kthread_worker(&legacy_worker);
 
 	/* One worker, one thread. */
-	dup = kthread_run(kthread_worker_fn, &legacy_worker, "legacy-dup");
+	dup = kthread_create(kthread_worker_fn, &legacy_worker, "legacy-dup");
+	get_task_struct(dup); /* it returns by itself at once */
+	wake_up_process(dup);
 	CHECK("a second thread on a served worker: kthread_worker_fn gives -EBUSY",
-	      kthread_stop(dup) == -EBUSY);
+	      kthread_stop_put(dup) == -EBUSY);
 
 	CHECK("kthread_stop of the worker's thread returns 0",
 	      kthread_stop(task) == 0);
