@@ -199,6 +199,7 @@ impl<'a> Locked<'a> {
         // (freed) task pointer (pairs with `wake_idle`'s Acquire).
         self.w.wakers.fetch_and(!DETACHED, Ordering::Release);
         self.w
+            .incoming
             .attached_in
             .store(crate::sys::fork::born().wrapping_add(1), Ordering::Release);
         self.w.task.store(p, Ordering::Release);
