@@ -84,7 +84,7 @@ impl WorkerBuilder {
     /// assert_eq!(w.task().policy(), kthread::Policy::Batch);
     /// # Ok::<(), kthread::Error>(())
     /// ```
-    pub fn policy(mut self, policy: crate::Policy) -> Self {
+    pub fn policy(mut self, policy: crate::task::Policy) -> Self {
         self.builder = self.builder.policy(policy);
         self
     }
