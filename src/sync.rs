@@ -5,6 +5,12 @@
 //! interleaving of the real protocol code; otherwise they are `std`'s.
 //! Nothing outside this module names `std::sync` or `std::thread::yield_now`.
 //!
+//! Under `--cfg kthread_valgrind` (set by `scripts/valgrind.sh` only, and
+//! ignored together with `kthread_loom`) the atomics, mutexes and once-cells
+//! are `std`'s wrapped in [`annotated`]'s types, which tell Helgrind and DRD
+//! about every happens-before edge they carry. Normal builds use `std`'s
+//! types directly.
+//!
 //! Two kinds are deliberately `std`'s under loom too, each for a reason:
 //!
 //! * [`StaticMutex`]: the process-wide tables (the task list, kthreadd's
@@ -16,27 +22,67 @@
 //!   loom's `Arc` cannot implement. The models drive the raw layer, which
 //!   holds no `Arc`.
 
-#[cfg(not(kthread_loom))]
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+mod annotated;
+
+#[cfg(not(any(kthread_loom, kthread_valgrind)))]
 pub(crate) use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+#[cfg(not(any(kthread_loom, kthread_valgrind)))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+pub(crate) use annotated::{
+    lock, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard,
+};
+
 #[cfg(not(kthread_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::Arc;
 
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(kthread_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
-/// The atomic of a process-wide `static` no model touches (the freezer's
-/// generation counter), `std`'s for the same reason as [`StaticMutex`].
-pub(crate) use std::sync::atomic::AtomicU64 as StaticAtomicU64;
 pub(crate) use std::sync::atomic::Ordering;
-/// Atomics of process-wide `static`s that no model touches (the test-only
-/// fault-injection switches), `std`'s for the same reason as [`StaticMutex`].
-#[cfg(feature = "fault-injection")]
-pub(crate) use std::sync::atomic::{AtomicI32 as StaticAtomicI32, AtomicU32 as StaticAtomicU32};
+
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+pub(crate) use annotated::{
+    AtomicPtr as StaticAtomicPtr, AtomicU32 as StaticAtomicU32, AtomicU64 as StaticAtomicU64,
+};
+/// Atomics of process-wide `static`s that no model touches (the freezer's
+/// generation counter, the process generation and per-process slots of
+/// `sys::fork`), `std`'s for the same reason as [`StaticMutex`] (annotated
+/// under `kthread_valgrind`).
+#[cfg(not(all(kthread_valgrind, not(kthread_loom))))]
+pub(crate) use std::sync::atomic::{
+    AtomicPtr as StaticAtomicPtr, AtomicU32 as StaticAtomicU32, AtomicU64 as StaticAtomicU64,
+};
+
+#[cfg(all(feature = "fault-injection", kthread_valgrind, not(kthread_loom)))]
+pub(crate) use annotated::AtomicI32 as StaticAtomicI32;
+/// The other atomic of the test-only fault-injection switches (with
+/// [`StaticAtomicU32`]), `std`'s for the same reason as [`StaticMutex`].
+#[cfg(all(
+    feature = "fault-injection",
+    not(all(kthread_valgrind, not(kthread_loom)))
+))]
+pub(crate) use std::sync::atomic::AtomicI32 as StaticAtomicI32;
+
 pub(crate) use std::sync::Arc as DynArc;
+
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+pub(crate) use annotated::Mutex as StaticMutex;
+#[cfg(not(all(kthread_valgrind, not(kthread_loom))))]
 pub(crate) use std::sync::Mutex as StaticMutex;
+
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+pub(crate) use annotated::OnceLock;
+#[cfg(not(all(kthread_valgrind, not(kthread_loom))))]
 pub(crate) use std::sync::OnceLock;
+
+/// A one-time initialisation that publishes no data (the fork handler's
+/// installation), `std`'s everywhere.
+pub(crate) use std::sync::Once;
 
 /// Defines a constructor that is `const` normally and a plain `fn` under
 /// loom, whose types have no `const` constructors.
@@ -79,6 +125,7 @@ pub(crate) use loom::cell::UnsafeCell;
 /// Locks a mutex (modelled or static), treating poisoning as harmless:
 /// every critical section in this crate leaves its data consistent before
 /// anything in it can panic.
+#[cfg(not(all(kthread_valgrind, not(kthread_loom))))]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

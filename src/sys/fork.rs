@@ -14,10 +14,9 @@
 //! The handler only bumps an atomic, so it is async-signal-safe, and a
 //! `fork()` never waits for the library (no lock is taken around it).
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Once;
+use crate::sync::{Once, Ordering, StaticAtomicPtr as AtomicPtr, StaticAtomicU32 as AtomicU32};
 
-/// Bumped in every child; `std`'s atomic (not loom's), for a `static`.
+/// Bumped in every child; a static atomic (never loom's), for a `static`.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 
 /// The process generation: 0 in the first process, one more in each
