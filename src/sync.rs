@@ -24,6 +24,8 @@
 
 #[cfg(all(kthread_valgrind, not(kthread_loom)))]
 mod annotated;
+#[cfg(all(kthread_valgrind, not(kthread_loom)))]
+mod valgrind;
 
 #[cfg(not(any(kthread_loom, kthread_valgrind)))]
 pub(crate) use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};

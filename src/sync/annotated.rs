@@ -3,7 +3,7 @@
 //! `scripts/valgrind.sh` sets).
 //!
 //! Each type wraps the `std` type and behaves exactly like it; it adds a
-//! client request (`crate::sys::valgrind`) named by the object's address:
+//! client request (`sync/valgrind.rs`) named by the object's address:
 //!
 //! * atomics: [`happens_before`] before every operation whose ordering
 //!   releases (`Release`, `AcqRel`, `SeqCst`), [`happens_after`] after every
@@ -28,7 +28,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
-use crate::sys::valgrind::{forget, happens_after, happens_before};
+use super::valgrind::{forget, happens_after, happens_before};
 
 /// Whether an operation with ordering `o` releases.
 #[inline]

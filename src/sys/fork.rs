@@ -12,7 +12,8 @@
 //! child ever waits for a thread of the parent.
 //!
 //! The handler only bumps an atomic, so it is async-signal-safe, and a
-//! `fork()` never waits for the library (no lock is taken around it).
+//! `fork()` never waits for the library's core (no lock is taken around
+//! it; the C ABI takes its own tables' locks, briefly, in handlers of its own).
 
 use crate::sync::{Once, Ordering, StaticAtomicPtr as AtomicPtr, StaticAtomicU32 as AtomicU32};
 

@@ -15,8 +15,6 @@ pub(crate) mod signal;
 pub(crate) mod thread;
 pub(crate) mod time;
 pub(crate) mod topology;
-#[cfg(all(kthread_valgrind, not(kthread_loom)))]
-pub(crate) mod valgrind;
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;

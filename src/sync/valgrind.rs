@@ -11,6 +11,10 @@
 //! same two codes (`VG_USERREQ__DRD_ANNOTATE_HAPPENS_BEFORE` / `_AFTER` of
 //! `drd.h` have the same values), so one request serves both tools.
 //!
+//! A client request is no OS call (natively it is a few no-op
+//! instructions), so it lives here beside the wrappers that issue it, and
+//! `sync` needs nothing above it.
+//!
 //! Outside Valgrind a client request is a handful of register rotations that
 //! change nothing. On architectures other than x86-64 the functions do
 //! nothing at all.
