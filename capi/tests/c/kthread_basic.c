@@ -119,9 +119,10 @@ static void test_stop_before_wake(void)
 
 	ran = 0;
 	k = kthread_create(mark_ran, &ran, "woken");
+	get_task_struct(k); /* mark_ran may return before the stop */
 	CHECK("wake_up_process of a new kthread returns 1", wake_up_process(k) == 1);
 	CHECK("once woken, threadfn always runs, even if stopped at once",
-	      kthread_stop(k) == 7 && atomic_load(&ran) == 1);
+	      kthread_stop_put(k) == 7 && atomic_load(&ran) == 1);
 }
 
 /* ---- a kthread that returns by itself --------------------------------- */
