@@ -188,10 +188,23 @@ impl Completion {
     }
 
     pub(crate) fn wait_until(&self, deadline: Option<Deadline>) -> bool {
+        self.wait_until_or(deadline, || false).unwrap_or(false)
+    }
+
+    /// As `wait_until`, giving up (`None`) when `interrupted()` holds
+    /// before a sleep: after every wake, including a signal's `EINTR`.
+    pub(crate) fn wait_until_or(
+        &self,
+        deadline: Option<Deadline>,
+        interrupted: impl Fn() -> bool,
+    ) -> Option<bool> {
         loop {
             let Some(mut w) = self.try_consume() else {
-                return true;
+                return Some(true);
             };
+            if interrupted() {
+                return None;
+            }
             if w & WAITERS == 0 {
                 match self.word.compare_exchange(
                     w,
@@ -205,7 +218,7 @@ impl Completion {
             }
             if futex::wait(&self.word, w, deadline) == Wake::TimedOut {
                 // One last look: a completion racing the timeout still counts.
-                return self.try_consume().is_none();
+                return Some(self.try_consume().is_none());
             }
         }
     }

@@ -47,6 +47,14 @@ pub enum Error {
     /// needs `CAP_SYS_NICE`, or a high enough `RLIMIT_RTPRIO` /
     /// `RLIMIT_NICE`); the text names what was asked.
     PolicyNotPermitted(String),
+    /// A signal number outside `1..=SIGRTMAX`, or, for the interruption
+    /// signal, outside `SIGRTMIN..=SIGRTMAX`.
+    InvalidSignal(i32),
+    /// The signal cannot be the library's interruption signal: the process
+    /// has a handler on it, or another one was chosen already (C: `-EBUSY`).
+    SignalInUse(i32),
+    /// The call is for kthreads only, and the caller is not one.
+    NotAKthread,
     /// An operating-system call failed.
     Os(io::Error),
 }
@@ -65,7 +73,10 @@ impl Error {
             | Error::InvalidNode(_)
             | Error::InvalidStackSize(_)
             | Error::EmptyCpuMask
-            | Error::InvalidPriority(_) => libc::EINVAL,
+            | Error::InvalidPriority(_)
+            | Error::InvalidSignal(_)
+            | Error::NotAKthread => libc::EINVAL,
+            Error::SignalInUse(_) => libc::EBUSY,
             Error::PolicyNotPermitted(_) => libc::EPERM,
             Error::Forked => libc::ECHILD,
             Error::AlreadyStarted | Error::AlreadyParked => libc::EBUSY,
@@ -102,6 +113,12 @@ impl fmt::Display for Error {
                 "{what} is not permitted (needs CAP_SYS_NICE or RLIMIT_RTPRIO / RLIMIT_NICE)"
             ),
             Error::EmptyCpuMask => f.write_str("the CPU mask is empty"),
+            Error::InvalidSignal(s) => write!(f, "signal {s} is out of range"),
+            Error::SignalInUse(s) => write!(
+                f,
+                "signal {s} cannot interrupt kthreads: it has a handler, or another was chosen"
+            ),
+            Error::NotAKthread => f.write_str("the calling thread is not a kthread"),
             Error::Os(e) => write!(f, "OS call failed: {e}"),
         }
     }

@@ -25,7 +25,7 @@ use crate::kthread::{current, should_stop};
 use crate::sync::{lock_static, Ordering, StaticAtomicU64, StaticMutex};
 use crate::sys::fork::PerProcess;
 use crate::sys::time::Deadline;
-use crate::task::{self, flags, freeze, list, Task};
+use crate::task::{self, flags, freeze, hooks, list, Task};
 use std::fmt;
 use std::time::Duration;
 
@@ -233,6 +233,8 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
     if st.active.is_some() || freeze::set_freezing(true) {
         return Err(FreezeError::AlreadyFrozen);
     }
+    // Stop fds and interruptible kthreads hear of the freeze.
+    hooks::freeze_changed(&list::tasks_with(flags::FREEZABLE), true);
     let deadline = Deadline::after(timeout);
     loop {
         // Read the sequence before scanning: a task that freezes after the
@@ -292,6 +294,7 @@ pub fn thaw() -> Result<(), FreezeError> {
 fn thaw_tasks() {
     freeze::set_freezing(false);
     let tasks = list::tasks_with(flags::FREEZABLE);
+    hooks::freeze_changed(&tasks, false);
     crate::trace::global!(DEBUG, "thaw", tasks = tasks.len());
     for t in &tasks {
         // An RMW on every freezable task's state word, frozen or not: a task

@@ -72,7 +72,9 @@ pub use kthread::{
 pub use percpu::PerCpu;
 pub use registry::{list, ps, Ps, TaskFlags, TaskInfo};
 pub use task::{
-    schedule, schedule_timeout, set_current_state, Policy, SleepState, Task, TaskState,
+    allow_signal, dequeue_signal, disallow_signal, fatal_signal_pending, flush_signals,
+    interrupt_signal, schedule, schedule_timeout, set_current_state, set_interrupt_signal,
+    signal_pending, Policy, SleepState, StopCallback, Task, TaskState,
 };
 pub use wait::{Interrupted, Wait, WaitQueue};
 pub use worker::{DelayedWork, Work, Worker};

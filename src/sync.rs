@@ -47,6 +47,13 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
 
+#[cfg(kthread_loom)]
+pub(crate) use loom::sync::atomic::fence;
+/// A fence, for the two places where a store on one word and a load of
+/// another must not be reordered (a store-buffering pair on a slow path).
+#[cfg(not(kthread_loom))]
+pub(crate) use std::sync::atomic::fence;
+
 #[cfg(all(kthread_valgrind, not(kthread_loom)))]
 pub(crate) use annotated::{
     AtomicPtr as StaticAtomicPtr, AtomicU32 as StaticAtomicU32, AtomicU64 as StaticAtomicU64,

@@ -53,24 +53,7 @@ pub const WQ_FLAG_KEEP: u32 = 0x100;
 /// Entry flag: the entry is linked (set and cleared under the lock).
 const QUEUED: u32 = 0x200;
 
-/// The error of an interruptible wait that a pending signal ended
-/// (`-ERESTARTSYS`). Signals a kthread allowed are what end such waits;
-/// until a kthread can allow a signal, no wait returns it.
-///
-/// ```
-/// let e = kthread::wait::Interrupted;
-/// assert_eq!(e.to_string(), "interrupted by a signal");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Interrupted;
-
-impl fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("interrupted by a signal")
-    }
-}
-
-impl std::error::Error for Interrupted {}
+pub use crate::task::Interrupted;
 
 /// One waiter on a [`WaitQueue`] (`struct wait_queue_entry`).
 ///
@@ -580,6 +563,12 @@ impl WaitQueue {
             w.wq.prepare_raw(w.entry, raw);
             if cond() {
                 return Ok(true);
+            }
+            if t.inner().signal_ends(raw) {
+                // `prepare_to_wait_event()`'s `-ERESTARTSYS`: seen, so no
+                // further interruption is sent for it.
+                t.inner().hooks().ack(task::hooks::SIGNAL);
+                return Err(Interrupted);
             }
             if deadline.is_some_and(|d| d.passed()) {
                 return Ok(false);

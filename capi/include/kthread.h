@@ -61,6 +61,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -357,8 +358,8 @@ static inline unsigned long round_jiffies_relative(unsigned long j)
 
 /*
  * Sleep `msecs` milliseconds interruptibly; returns the milliseconds left
- * if a signal ended it early (none can reach a kthread yet: 0). A
- * wake_up_process() does not end it.
+ * if a signal (one the kthread allowed, sent with send_sig()) ended it
+ * early, else 0. A wake_up_process() does not end it.
  */
 unsigned long msleep_interruptible(unsigned int msecs);
 
@@ -598,6 +599,43 @@ void kthread_parkme(void);
 /* ------------------------------------------------------------------------ */
 /* Freezer (<linux/freezer.h>)                                              */
 
+/* ------------------------------------------------------------------------ */
+/* Signals (<linux/sched/signal.h>)                                         */
+
+/* What an interruptible wait returns when a signal ended it. */
+#ifndef ERESTARTSYS
+#define ERESTARTSYS 512
+#endif
+
+/*
+ * A kthread ignores every signal until it calls allow_signal(sig). Then
+ * send_sig(sig, t, priv) records `sig` for that kthread alone: its
+ * interruptible sleeps end (the wait_event_interruptible*() family returns
+ * -ERESTARTSYS, schedule() in TASK_INTERRUPTIBLE returns at once), a
+ * SIGKILL also ends its killable sleeps, and a blocking system call it
+ * sits in fails with EINTR (through one real-time signal the library
+ * reserves; the process itself never receives `sig`, whatever it is).
+ * signal_pending() stays true until flush_signals() or
+ * kernel_dequeue_signal(). allow_signal() from a thread that is not a
+ * kthread, or a bad number, is reported on stderr.
+ */
+void allow_signal(int sig);
+void disallow_signal(int sig);
+/* 1 if a signal is pending for `p` (0 for NULL or an error pointer). */
+int signal_pending(struct task_struct *p);
+/* 1 if SIGKILL is pending for `p`. */
+int fatal_signal_pending(struct task_struct *p);
+/* Forget every pending signal of `p`. */
+void flush_signals(struct task_struct *p);
+/*
+ * 0 (also when `p` did not allow `sig`: ignored, as in the kernel),
+ * -EINVAL for a bad number or pointer, -ESRCH once `p`'s function has
+ * returned, -ECHILD for a task inherited across fork(). `priv` is unused.
+ */
+int send_sig(int sig, struct task_struct *p, int priv);
+/* Take the lowest pending signal of `current` off its set; 0 if none. */
+int kernel_dequeue_signal(void);
+
 /*
  * kthreads are not freezable unless they call set_freezable() or are a
  * KTW_FREEZABLE worker. set_freezable() and try_to_freeze() return whether
@@ -675,34 +713,36 @@ void wait_for_completion(struct completion *x);
 unsigned long wait_for_completion_timeout(struct completion *x,
 					  unsigned long timeout);
 /*
- * The interruptible and killable waits return 0, or -ERESTARTSYS once a
- * signal can end them (none can reach a kthread yet); the _timeout forms
+ * The interruptible and killable waits return 0, or -ERESTARTSYS when a
+ * pending signal ends them (any for the interruptible forms, SIGKILL for
+ * the killable ones; see allow_signal()); the _timeout forms
  * return as wait_for_completion_timeout(). The _io forms are the plain ones
  * (I/O accounting does not exist in user space).
  */
+long kthread_wait_for_completion_signalled(struct completion *x,
+					   unsigned long timeout, int killable);
+
 static inline int wait_for_completion_interruptible(struct completion *x)
 {
-	wait_for_completion(x);
-	return 0;
+	return (int)kthread_wait_for_completion_signalled(x, LONG_MAX, 0);
 }
 
 static inline int wait_for_completion_killable(struct completion *x)
 {
-	wait_for_completion(x);
-	return 0;
+	return (int)kthread_wait_for_completion_signalled(x, LONG_MAX, 1);
 }
 
 static inline long
 wait_for_completion_interruptible_timeout(struct completion *x,
 					  unsigned long timeout)
 {
-	return (long)wait_for_completion_timeout(x, timeout);
+	return kthread_wait_for_completion_signalled(x, timeout, 0);
 }
 
 static inline long wait_for_completion_killable_timeout(struct completion *x,
 							unsigned long timeout)
 {
-	return (long)wait_for_completion_timeout(x, timeout);
+	return kthread_wait_for_completion_signalled(x, timeout, 1);
 }
 
 static inline void wait_for_completion_io(struct completion *x)
@@ -785,7 +825,7 @@ void kthread_init_wait_entry(wait_queue_entry_t *wq_entry,
  * queue's lock; then check the condition and schedule(). `exclusive`: 1
  * sets WQ_FLAG_EXCLUSIVE (linked at the tail: a wake_up() wakes only one
  * such waiter), 0 clears it, -1 keeps the entry's own. Returns 0, or
- * -ERESTARTSYS once a signal can end an interruptible wait.
+ * -ERESTARTSYS when a pending signal ends a sleep in `state`.
  */
 long kthread_prepare_to_wait(wait_queue_head_t *wq_head,
 			     wait_queue_entry_t *wq_entry, unsigned int state,
@@ -839,8 +879,8 @@ bool wq_has_sleeper(wait_queue_head_t *wq_head);
  * wake, as the kernel's macros (GNU statement expressions). The timeout
  * forms return 0 if the time passed with the condition false, else the
  * jiffies left, at least 1 (the condition is checked once more at expiry).
- * The interruptible and freezable forms return 0, or -ERESTARTSYS once a
- * signal can end them. wait_event_freezable*() sleep in TASK_FREEZABLE: a
+ * The interruptible, killable and freezable forms return 0, or -ERESTARTSYS
+ * when a pending signal ends them. wait_event_freezable*() sleep in TASK_FREEZABLE: a
  * freezable kthread freezes inside them and re-checks after the thaw.
  */
 #define ___wait_is_interruptible(state) ((state) & TASK_INTERRUPTIBLE)

@@ -7,7 +7,7 @@
 
 use crate::{duration_to_jiffies, guard, jiffies_to_duration, usable};
 use kthread_rs::Completion;
-use std::ffi::{c_long, c_ulong};
+use std::ffi::{c_int, c_long, c_ulong};
 use std::time::Instant;
 
 /// The completion at `x`, or `None` for NULL or an error pointer.
@@ -124,6 +124,47 @@ pub unsafe extern "C" fn wait_for_completion_timeout(
         }
         let left = limit.saturating_sub(start.elapsed());
         duration_to_jiffies(left).clamp(1, timeout.max(1))
+    })
+}
+
+/// The interruptible (`killable` 0) and killable (`killable` 1) waits,
+/// with a timeout in jiffies (`MAX_SCHEDULE_TIMEOUT` or more: none):
+/// `-ERESTARTSYS` when a pending signal ended the wait (any signal, or
+/// `SIGKILL` for the killable form), else as `wait_for_completion_timeout()`
+/// (`wait_for_completion_{interruptible,killable}(_timeout)()`).
+///
+/// # Safety
+/// `x` is NULL, an error pointer, or a valid `struct completion`.
+#[no_mangle]
+pub unsafe extern "C" fn kthread_wait_for_completion_signalled(
+    x: *mut Completion,
+    timeout: c_ulong,
+    killable: c_int,
+) -> c_long {
+    const ERESTARTSYS: c_long = 512;
+    guard("wait_for_completion_interruptible", 0, || {
+        // SAFETY: forwarded caller contract.
+        let Some(c) = (unsafe { completion(x) }) else {
+            return 0;
+        };
+        let forever = timeout >= c_long::MAX as c_ulong;
+        let limit = jiffies_to_duration(timeout);
+        let start = Instant::now();
+        let r = match (killable != 0, forever) {
+            (false, true) => c.wait_interruptible().map(|()| true),
+            (true, true) => c.wait_killable().map(|()| true),
+            (false, false) => c.wait_interruptible_timeout(limit),
+            (true, false) => c.wait_killable_timeout(limit),
+        };
+        match r {
+            Err(_) => -ERESTARTSYS,
+            Ok(false) => 0,
+            Ok(true) if forever => timeout as c_long,
+            Ok(true) => {
+                let left = limit.saturating_sub(start.elapsed());
+                duration_to_jiffies(left).clamp(1, timeout.max(1)) as c_long
+            }
+        }
     })
 }
 

@@ -26,6 +26,7 @@ mod freezer;
 mod kthread;
 mod layout;
 mod sched;
+mod signal;
 mod wait;
 mod worker;
 

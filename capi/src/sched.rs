@@ -232,22 +232,22 @@ fn duration_to_jiffies_floor(d: Duration) -> u64 {
 pub extern "C" fn usleep_range(min: std::ffi::c_ulong, max: std::ffi::c_ulong) {
     guard("usleep_range", (), || {
         let _ = max;
-        kthread_rs::task::sleep_for(Duration::from_micros(min), TaskState::Uninterruptible)
+        kthread_rs::task::sleep_for(Duration::from_micros(min), TaskState::Uninterruptible);
     })
 }
 
 /// Sleeps `msecs` milliseconds interruptibly; returns the milliseconds
 /// left when a signal ended the sleep early (`msleep_interruptible()`). A
-/// `wake_up_process()` does not end it. No signal can reach a kthread yet,
-/// so it returns 0.
+/// `wake_up_process()` does not end it.
 #[no_mangle]
 pub extern "C" fn msleep_interruptible(msecs: c_uint) -> std::ffi::c_ulong {
     guard("msleep_interruptible", 0, || {
-        kthread_rs::task::sleep_for(
+        let left = kthread_rs::task::sleep_for(
             jiffies_to_duration(u64::from(msecs).div_ceil(1000 / HZ) + 1),
             TaskState::Interruptible,
         );
-        0
+        // The kernel's `jiffies_to_msecs()` of the jiffies left.
+        duration_to_jiffies(left) * (1000 / HZ)
     })
 }
 

@@ -9,6 +9,9 @@ use kthread_rs::wait::{WaitEntry, WaitQueue, WQ_FLAG_EXCLUSIVE};
 use kthread_rs::Task;
 use std::ffi::{c_char, c_int, c_uint};
 
+/// The kernel's `ERESTARTSYS`: an interruptible wait a signal ended.
+const ERESTARTSYS: std::ffi::c_long = 512;
+
 /// `TASK_INTERRUPTIBLE`, the one `mode` bit that narrows a wake.
 const TASK_INTERRUPTIBLE: c_uint = 0x0001;
 
@@ -66,7 +69,9 @@ pub unsafe extern "C" fn kthread_init_wait_entry(
 /// Links `e` if it is not linked, then sets the caller's `state`, under
 /// the queue's lock (`prepare_to_wait()`, `prepare_to_wait_exclusive()`,
 /// `prepare_to_wait_event()`; `exclusive` < 0 keeps the entry's own flag).
-/// Returns 0 (`-ERESTARTSYS` once a signal can end an interruptible wait).
+/// Returns 0, or `-ERESTARTSYS` when a pending signal ends a sleep in
+/// `state` (`signal_pending_state()`: any signal for an interruptible one,
+/// `SIGKILL` for a killable one); the entry is then left for `finish_wait()`.
 ///
 /// # Safety
 /// `wq` and `e` are NULL or live; `e` stays valid and unmoved until
@@ -84,10 +89,15 @@ pub unsafe extern "C" fn kthread_prepare_to_wait(
         let (Some(q), Some(e)) = (queue(wq, "wait_queue_head_t"), entry(e)) else {
             return -(libc::EINVAL as std::ffi::c_long);
         };
+        let raw = state;
         let state = task_state(state, Site::at(file, line));
         // SAFETY: the caller keeps `e` valid and unmoved until `finish_wait`.
         unsafe { q.prepare_to_wait_entry(e, state, (exclusive >= 0).then_some(exclusive > 0)) };
-        0
+        if crate::signal::ends(raw) {
+            -ERESTARTSYS
+        } else {
+            0
+        }
     })
 }
 

@@ -132,6 +132,48 @@ impl Builder {
         self
     }
 
+    /// Let a stop, park or freeze request interrupt the kthread's blocking
+    /// system call (it fails with `EINTR`), as a signal the kthread allowed
+    /// does ([`allow_signal`](crate::allow_signal)).
+    ///
+    /// The kthread then has the library's interruption signal
+    /// ([`interrupt_signal`](crate::interrupt_signal)) unblocked and is sent
+    /// it on each request; it is sent again (after 1 ms, then less and less
+    /// often) until the kthread has seen the request (`should_stop()` or
+    /// `should_park()` true, `parkme`, the refrigerator), so a request that
+    /// lands just before the call is entered still interrupts it. The
+    /// function must treat `EINTR` as "look at `should_stop()`": calls that
+    /// restart by themselves (std's `accept`, `thread::sleep`, `read_exact`)
+    /// are not interrupted; use the raw call, or a [stop
+    /// callback](crate::Task::on_stop) or the [stop fd](crate::Task::stop_fd).
+    ///
+    /// ```
+    /// let (r, w) = std::os::unix::net::UnixStream::pair()?;
+    /// let k = kthread::Builder::new("reader").interrupt_on_stop(true).run(move || {
+    ///     use std::os::fd::AsRawFd;
+    ///     let mut buf = [0u8; 64];
+    ///     while !kthread::should_stop() {
+    ///         // SAFETY: reads into a buffer of the stated size.
+    ///         let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    ///         if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+    ///             continue; // interrupted: look at should_stop()
+    ///         }
+    ///     }
+    ///     "stopped while blocked in read()"
+    /// })?;
+    /// assert_eq!(k.stop()?, "stopped while blocked in read()");
+    /// drop(w);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn interrupt_on_stop(mut self, yes: bool) -> Builder {
+        if yes {
+            self.extra_flags |= flags::INTERRUPT_ON_STOP | flags::HOOKED;
+        } else {
+            self.extra_flags &= !(flags::INTERRUPT_ON_STOP | flags::HOOKED);
+        }
+        self
+    }
+
     /// The scheduling policy the thread runs with, set by the thread itself
     /// before `create` returns, so before its first instruction (the clean
     /// environment is `Policy::Normal`). A real-time priority outside 1..=99

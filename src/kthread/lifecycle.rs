@@ -6,7 +6,7 @@ use crate::error::{drop_catching, Error, StopError};
 use crate::kthreadd::{self, Reply};
 use crate::sync::{lock, Arc, Mutex};
 use crate::sys::sched::CpuSet;
-use crate::task::{self, flags, freeze, list, Task};
+use crate::task::{self, flags, freeze, hooks, list, Task};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Where the thread function's outcome waits for `stop`.
@@ -47,7 +47,17 @@ pub(crate) fn thread_main<F, T>(
     F: FnOnce() -> T,
 {
     task::set_current(&task);
-    if let Err(e) = kthreadd::clean_env(&task, &affinity, task.name()) {
+    let setup = kthreadd::clean_env(&task, &affinity, task.name()).and_then(|()| {
+        if task.has(flags::INTERRUPT_ON_STOP) {
+            hooks::opt_in(&task)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = setup {
+        if task.has(flags::HOOKED) {
+            hooks::thread_exit(&task);
+        }
         // Creation failed: the creator joins us; `f` is dropped here, once
         // (a panic in its drop must not escape the thread's main).
         drop_catching(f);
@@ -93,6 +103,10 @@ pub(crate) fn thread_main<F, T>(
 
 /// The end of a kthread: the order matters (design.md, "exit").
 pub(crate) fn exit(task: &Task) {
+    if task.has(flags::HOOKED) {
+        // No interruption reaches the thread from here on.
+        hooks::thread_exit(task);
+    }
     task.set_state(task::DEAD);
     list::remove(task);
     // One RMW sets EXITED and clears a pending park: a parker still waiting
@@ -106,9 +120,18 @@ pub(crate) fn exit(task: &Task) {
     task::clear_current();
 }
 
-/// Sets should-stop and wakes the task out of every sleep a stop ends.
+/// Sets should-stop and wakes the task out of every sleep a stop ends;
+/// with hooks, raises its stop fd, interrupts its blocking call and (the
+/// first stopper only) runs its stop callbacks, before returning.
 pub(crate) fn request_stop(task: &Task) {
-    task.flags().request_stop();
+    let prev = task.flags().request_stop();
+    if prev & flags::HOOKED != 0 {
+        hooks::requested(task, hooks::STOP);
+    }
     unpark_task(task);
     task.wake_state(task::WAKE_NORMAL | task::WAKE_FROZEN);
+    if prev & (flags::HOOKED | flags::SHOULD_STOP) == flags::HOOKED {
+        // A callback registered after our RMW saw the stop and runs itself.
+        hooks::run_stop_callbacks(task);
+    }
 }

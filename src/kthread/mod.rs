@@ -39,9 +39,25 @@ use crate::task::{self, flags, Task};
 #[inline]
 pub fn should_stop() -> bool {
     task::with_current(|t| match t {
-        Some(t) => t.flags().load_relaxed() & flags::SHOULD_STOP != 0,
+        Some(t) => {
+            let f = t.flags().load_relaxed();
+            if f & flags::SHOULD_STOP == 0 {
+                return false;
+            }
+            if f & flags::HOOKED != 0 {
+                seen(t, task::hooks::STOP);
+            }
+            true
+        }
         None => not_a_task(),
     })
+}
+
+/// The kthread has seen a request of `reason`: no further interruption.
+#[cold]
+#[inline(never)]
+fn seen(t: &task::TaskInner, reason: u32) {
+    t.hooks().ack(reason);
 }
 
 /// The answer of `should_stop()` and `should_park()` on a thread without a

@@ -4,10 +4,10 @@
 //! `SHOULD_PARK`, the thread acknowledges with `IS_PARKED`, and exactly one
 //! party completes the parker's wait (design.md §5).
 
-use super::{is_current, not_a_task};
+use super::{is_current, not_a_task, seen};
 use crate::error::Error;
 use crate::sys::sched::{self, CpuSet};
-use crate::task::{self, flags, freeze, Task};
+use crate::task::{self, flags, freeze, hooks, Task};
 
 impl Task {
     /// Parks the task and returns once it sits in [`parkme`]; mirrors `kthread_park()`.
@@ -32,12 +32,18 @@ impl Task {
             return Err(Error::Forked);
         }
         let own = is_current(self);
-        if let Err(f) = self.flags().claim_park(own) {
-            return Err(if f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
-                Error::Exited
-            } else {
-                Error::AlreadyParked
-            });
+        let prev = match self.flags().claim_park(own) {
+            Ok(prev) => prev,
+            Err(f) => {
+                return Err(if f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
+                    Error::Exited
+                } else {
+                    Error::AlreadyParked
+                })
+            }
+        };
+        if prev & flags::HOOKED != 0 {
+            hooks::requested(self, hooks::PARK);
         }
         crate::trace::event!(DEBUG, "kthread_park", self.name(), self.tid());
         if own {
@@ -73,6 +79,9 @@ pub(super) fn unpark_task(task: &Task) {
     if prev & flags::SHOULD_PARK == 0 {
         return;
     }
+    if prev & flags::HOOKED != 0 {
+        hooks::withdrawn(task, hooks::PARK);
+    }
     if flags::releases_parker(prev) {
         task.parked().complete();
     }
@@ -91,6 +100,7 @@ pub(super) fn unpark_task(task: &Task) {
 
 /// `kthread_parkme()` for `task`, the caller's own.
 pub(crate) fn parkme_task(task: &Task) {
+    task.hooks().ack(hooks::PARK);
     loop {
         task.set_state(task::PARKED);
         let f = task.flags().load();
@@ -121,7 +131,16 @@ pub(crate) fn parkme_task(task: &Task) {
 #[inline]
 pub fn should_park() -> bool {
     task::with_current(|t| match t {
-        Some(t) => t.flags().load_relaxed() & flags::SHOULD_PARK != 0,
+        Some(t) => {
+            let f = t.flags().load_relaxed();
+            if f & flags::SHOULD_PARK == 0 {
+                return false;
+            }
+            if f & flags::HOOKED != 0 {
+                seen(t, hooks::PARK);
+            }
+            true
+        }
         None => not_a_task(),
     })
 }

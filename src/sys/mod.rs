@@ -6,6 +6,7 @@
 
 use std::io;
 
+pub(crate) mod eventfd;
 pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod mempolicy;
@@ -14,6 +15,7 @@ pub(crate) mod sched;
 pub(crate) mod signal;
 pub(crate) mod thread;
 pub(crate) mod time;
+pub(crate) mod timer;
 pub(crate) mod topology;
 
 #[cfg(feature = "fault-injection")]

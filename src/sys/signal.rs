@@ -30,3 +30,103 @@ pub(crate) fn restore(mask: &SigMask) -> io::Result<()> {
     // SAFETY: `mask.0` is a valid sigset_t; the old mask is not requested.
     cvt_pthread(unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut()) })
 }
+
+/// The real-time signal range of this libc (`SIGRTMIN..=SIGRTMAX`; glibc
+/// keeps the first two for itself).
+pub(crate) fn rt_range() -> (libc::c_int, libc::c_int) {
+    (libc::SIGRTMIN(), libc::SIGRTMAX())
+}
+
+/// The highest signal number (`_NSIG - 1`).
+pub(crate) fn max_signal() -> libc::c_int {
+    libc::SIGRTMAX()
+}
+
+/// The signal's current handler address (`SIG_DFL` is 0, `SIG_IGN` 1).
+pub(crate) fn handler_of(sig: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `old` is written by sigaction before it is read; a null new
+    // action only queries.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        super::cvt(libc::sigaction(sig, std::ptr::null(), &mut old))?;
+        Ok(old.sa_sigaction)
+    }
+}
+
+/// Whether the signal's disposition is the default one.
+pub(crate) fn is_default(sig: libc::c_int) -> io::Result<bool> {
+    Ok(handler_of(sig)? == libc::SIG_DFL)
+}
+
+/// Installs `handler` for `sig`, process-wide, *without* `SA_RESTART`: a
+/// system call it interrupts fails with `EINTR` instead of restarting.
+/// The handler must be async-signal-safe and preserve `errno`.
+pub(crate) fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: `act` is fully initialised (zeroed, then the handler and an
+    // empty mask); the handler is an `extern "C" fn(c_int)`, what a
+    // handler without SA_SIGINFO must be.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = handler as usize;
+        act.sa_flags = 0;
+        if libc::sigemptyset(&mut act.sa_mask) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        super::cvt(libc::sigaction(sig, &act, std::ptr::null_mut()))?;
+    }
+    Ok(())
+}
+
+fn change_one(how: libc::c_int, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: `set` is initialised by sigemptyset before use; the old mask
+    // is not requested.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        if libc::sigemptyset(&mut set) != 0 || libc::sigaddset(&mut set, sig) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        cvt_pthread(libc::pthread_sigmask(how, &set, std::ptr::null_mut()))
+    }
+}
+
+/// Unblocks `sig` on the calling thread.
+pub(crate) fn unblock(sig: libc::c_int) -> io::Result<()> {
+    change_one(libc::SIG_UNBLOCK, sig)
+}
+
+/// Blocks `sig` on the calling thread.
+pub(crate) fn block(sig: libc::c_int) -> io::Result<()> {
+    change_one(libc::SIG_BLOCK, sig)
+}
+
+/// Sends `sig` to the thread `tid` of this process (`tgkill`).
+pub(crate) fn tgkill(tid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a raw syscall with plain integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::c_long::from(libc::getpid()),
+            libc::c_long::from(tid),
+            libc::c_long::from(sig),
+        )
+    };
+    super::cvt_long(r).map(drop)
+}
+
+/// The calling thread's `errno`, saved by a signal handler that makes
+/// system calls and put back before it returns.
+pub(crate) struct SavedErrno(libc::c_int);
+
+impl SavedErrno {
+    pub(crate) fn save() -> SavedErrno {
+        // SAFETY: `__errno_location` returns the calling thread's errno slot.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        // SAFETY: as in `save`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}

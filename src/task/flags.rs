@@ -20,6 +20,8 @@
 //! * `FROZEN`: sits in the refrigerator (`PF_FROZEN`).
 //! * `FROZE_IN_SLEEP`: froze inside an interruptible `schedule()`; reported
 //!   (and cleared) by the next `freezable_should_stop()` as `was_frozen`.
+//! * `HOOKED`: requests also go through `hooks.rs` (stop fd, stop callbacks,
+//!   interruption); `INTERRUPT_ON_STOP`: they interrupt blocking calls.
 //! * `KTHREADD`, `WORKER`, `FOREIGN`: what the thread is (kthreadd, a worker
 //!   loop, a thread that is not a kthread but was given a task).
 //!
@@ -37,6 +39,7 @@
 //! | [`set_freezable`](Flags::set_freezable) | the thread | — | `+FREEZABLE` |
 //! | [`mark_worker`](Flags::mark_worker) | the thread, entering the worker loop | — | `+WORKER` |
 //! | [`enter_frozen`](Flags::enter_frozen) / [`leave_frozen`](Flags::leave_frozen) | the thread, in the refrigerator | — | `+FROZEN` / `-FROZEN` |
+//! | [`mark_hooked`](Flags::mark_hooked) | a hook's registration (`stop_fd`, `on_stop`, opt-in) | — | `+HOOKED` |
 //! | [`note_froze_in_sleep`](Flags::note_froze_in_sleep) / [`take_froze_in_sleep`](Flags::take_froze_in_sleep) | the thread | — | `+FROZE_IN_SLEEP` / `-FROZE_IN_SLEEP` |
 //!
 //! **Exactly one `complete` per waiting park.** Whoever removes `SHOULD_PARK`
@@ -85,10 +88,17 @@ pub(crate) const WORKER: u32 = 1 << 11;
 pub(crate) const SELF_PARK: u32 = 1 << 12;
 /// Froze inside an interruptible `schedule()` (reported as `was_frozen`).
 pub(crate) const FROZE_IN_SLEEP: u32 = 1 << 13;
+/// Requests must also go through `hooks.rs` (a stop fd, stop callbacks,
+/// or an interruptible thread). Set once, never cleared.
+pub(crate) const HOOKED: u32 = 1 << 14;
+/// A stop, park or freeze request interrupts the thread's blocking system
+/// call (`Builder::interrupt_on_stop`); born with `HOOKED`.
+pub(crate) const INTERRUPT_ON_STOP: u32 = 1 << 15;
 
 /// The bits a task may be born with (`TaskInit::flags`); the rest are
 /// protocol state that only the methods below set.
-pub(crate) const BIRTH: u32 = BOUND | PER_CPU | FREEZABLE | KTHREADD | FOREIGN | WOKEN;
+pub(crate) const BIRTH: u32 =
+    BOUND | PER_CPU | FREEZABLE | KTHREADD | FOREIGN | WOKEN | HOOKED | INTERRUPT_ON_STOP;
 
 /// Whether an RMW that replaced `prev` and removed `SHOULD_PARK` must
 /// complete the parker's wait on the thread's behalf (module docs).
@@ -202,6 +212,12 @@ impl Flags {
     /// Marks the thread as running a worker loop.
     pub(crate) fn mark_worker(&self) {
         self.0.fetch_or(WORKER, Ordering::AcqRel);
+    }
+
+    /// Sends later requests through `hooks.rs`; returns the word before,
+    /// so the caller sees the requests that came first (they did not).
+    pub(crate) fn mark_hooked(&self) -> u32 {
+        self.0.fetch_or(HOOKED, Ordering::AcqRel)
     }
 
     /// The thread enters the refrigerator.

@@ -43,12 +43,17 @@
 mod current;
 pub(crate) mod flags;
 pub(crate) mod freeze;
+pub(crate) mod hooks;
 pub(crate) mod list;
 pub(crate) mod policy;
 mod sched;
 
 pub(crate) use current::{
     clear_current, current_or_adopt, current_task, set_current, with_current,
+};
+pub use hooks::{
+    allow_signal, dequeue_signal, disallow_signal, fatal_signal_pending, flush_signals,
+    interrupt_signal, set_interrupt_signal, signal_pending, Interrupted, StopCallback,
 };
 pub use policy::{Policy, MAX_NICE, MAX_RT_PRIORITY, MIN_NICE};
 pub use sched::{schedule, schedule_timeout, set_current_state, sleep_for, uptime};
@@ -89,6 +94,9 @@ pub(crate) const WAKE_FROZEN: u32 = 1 << FROZEN;
 /// Wake-mask bit: also end any normal sleep marked [`FREEZABLE_SLEEP`]
 /// (the freezer's kick: such a sleep is where the task freezes).
 pub(crate) const WAKE_FREEZABLE: u32 = 1 << 16;
+/// Wake-mask bit: also end any uninterruptible sleep marked `WAKEKILL`
+/// (`TASK_KILLABLE`: a `SIGKILL` the task allowed ends it).
+pub(crate) const WAKE_KILLABLE: u32 = 1 << 17;
 
 /// The scheduler state of a task; mirrors `TASK_RUNNING`, `TASK_INTERRUPTIBLE`, ...
 ///
@@ -337,6 +345,8 @@ pub(crate) struct TaskInner {
     /// Models only: the task's memory, "freed" by a model when no one may
     /// touch the task any more; a lock-free waker reads it, so loom reports
     /// a wake that is not ordered before the free.
+    /// Stop fd, stop callbacks, signals, interruption (`hooks.rs`).
+    hooks: hooks::Hooks,
     #[cfg(kthread_loom)]
     freed: ModelCell,
 }
@@ -436,6 +446,7 @@ impl Task {
             seen: policy::Seen::new(),
             generation: crate::sys::fork::born(),
             kicked_for: AtomicU32::new(0),
+            hooks: hooks::Hooks::new(),
             #[cfg(kthread_loom)]
             freed: ModelCell(crate::sync::UnsafeCell::new(false)),
         }))
@@ -893,6 +904,27 @@ impl TaskInner {
         &self.flags
     }
 
+    /// Stop fd, stop callbacks, signals (`hooks.rs`).
+    #[inline]
+    pub(crate) fn hooks(&self) -> &hooks::Hooks {
+        &self.hooks
+    }
+
+    /// Whether a signal pending for the task ends a sleep in raw state `s`
+    /// (`signal_pending_state()`): any for an interruptible one, `SIGKILL`
+    /// for a killable one.
+    #[inline]
+    pub(crate) fn signal_ends(&self, s: u32) -> bool {
+        let base = s & STATE_MASK;
+        if base == INTERRUPTIBLE {
+            self.hooks.pending() != 0
+        } else if base == UNINTERRUPTIBLE && s & WAKEKILL != 0 {
+            self.hooks.pending() & hooks::SIGKILL_BIT != 0
+        } else {
+            false
+        }
+    }
+
     /// Sets the task `RUNNING` if its state is in `mask` (bits `1 << state`),
     /// waking it from its futex; mirrors `wake_up_state()`.
     ///
@@ -906,9 +938,9 @@ impl TaskInner {
         loop {
             let base = 1u32 << (s & STATE_MASK);
             let sleeping = base & mask != 0
-                || (mask & WAKE_FREEZABLE != 0
-                    && s & FREEZABLE_SLEEP != 0
-                    && base & WAKE_NORMAL != 0);
+                || (base & WAKE_NORMAL != 0
+                    && ((mask & WAKE_FREEZABLE != 0 && s & FREEZABLE_SLEEP != 0)
+                        || (mask & WAKE_KILLABLE != 0 && s & WAKEKILL != 0)));
             let new = if sleeping { RUNNING } else { s };
             // AcqRel: Release publishes the waker's condition (pairs with the
             // Acquire of the owner's swap in `set_state`); Acquire orders the

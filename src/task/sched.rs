@@ -123,6 +123,12 @@ pub(crate) fn schedule_until(deadline: Option<Deadline>) -> bool {
     }
     let t = current_or_adopt();
     let s = t.raw_state();
+    if t.inner().signal_ends(s) {
+        // The kernel's `signal_pending_state()` in `__schedule()`: a
+        // pending signal the sleep is interruptible by ends it at once.
+        t.set_state(RUNNING);
+        return false;
+    }
     let base = s & !(FREEZABLE_SLEEP | super::MODIFIERS);
     let normal = base == INTERRUPTIBLE || base == UNINTERRUPTIBLE;
     let freeze_point = normal && s & FREEZABLE_SLEEP != 0 && t.is_freezable();
@@ -176,23 +182,33 @@ pub fn uptime() -> Duration {
 /// `msleep()` with `Uninterruptible`, `msleep_interruptible()` with
 /// `Interruptible`, `usleep_range()`). A freezable state is a freeze point.
 ///
+/// Returns the time left: zero, unless a signal the sleep is
+/// interruptible by (see [`allow_signal`](crate::allow_signal)) ended it
+/// early, as `msleep_interruptible()` returns the milliseconds left.
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// let start = Instant::now();
-/// kthread::task::sleep_for(Duration::from_millis(3), kthread::TaskState::Uninterruptible);
+/// let left = kthread::task::sleep_for(Duration::from_millis(3), kthread::TaskState::Uninterruptible);
 /// assert!(start.elapsed() >= Duration::from_millis(3));
+/// assert_eq!(left, Duration::ZERO);
 /// ```
-pub fn sleep_for(d: Duration, state: impl Into<SleepState>) {
+pub fn sleep_for(d: Duration, state: impl Into<SleepState>) -> Duration {
     let state = state.into();
     let deadline = Deadline::after(d);
     loop {
         set_current_state(state);
         if schedule_until(Some(deadline)) {
-            return;
+            return Duration::ZERO;
         }
         if deadline.passed() {
             set_current_state(super::TaskState::Running);
-            return;
+            return Duration::ZERO;
+        }
+        let t = current_or_adopt();
+        if state.raw().is_some_and(|raw| t.inner().signal_ends(raw)) {
+            t.inner().hooks().ack(super::hooks::SIGNAL);
+            return deadline.remaining();
         }
     }
 }
