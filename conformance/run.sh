@@ -35,7 +35,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PROGS=(kt_sched kt_stop kt_bind kt_park kt_worker_legacy kt_worker kt_wait kt_tstate
-       kt_freeze)
+       kt_freeze kt_signal)
 PKGS=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
       cpio gzip kmod gcc make libc6-dev)
 QEMU_TIMEOUT=${CONFORMANCE_QEMU_TIMEOUT:-240}

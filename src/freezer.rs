@@ -236,6 +236,7 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
     // Stop fds and interruptible kthreads hear of the freeze.
     hooks::freeze_changed(&list::tasks_with(flags::FREEZABLE), true);
     let deadline = Deadline::after(timeout);
+    let mut resend_us: u64 = 0;
     loop {
         // Read the sequence before scanning: a task that freezes after the
         // scan bumps it, and the futex wait below then returns at once.
@@ -263,12 +264,27 @@ pub fn freeze(timeout: Duration) -> Result<FreezeGuard, FreezeError> {
             thaw_tasks();
             return Err(FreezeError::TimedOut(names));
         }
+        let mut interruptible = false;
         for t in &pending {
             // The kernel's `freeze_task()`: wake interruptible sleepers, and
             // any sleep marked freezable (the task freezes there).
             t.wake_state(task::WAKE_INTERRUPTIBLE | task::WAKE_FREEZABLE);
+            if t.has(flags::INTERRUPT_ON_STOP) {
+                interruptible = true;
+                if resend_us > 0 {
+                    // Its blocking call may have missed the first interruption.
+                    hooks::resend(t, hooks::FREEZE);
+                }
+            }
         }
-        freeze::wait_for_change(seq, deadline);
+        if interruptible {
+            // Come back to re-send (1 ms, doubling to 64 ms) if nothing changes.
+            resend_us = (resend_us * 2).clamp(1_000, 64_000);
+            let back = Deadline::after(Duration::from_micros(resend_us));
+            freeze::wait_for_change(seq, if back < deadline { back } else { deadline });
+        } else {
+            freeze::wait_for_change(seq, deadline);
+        }
     }
 }
 

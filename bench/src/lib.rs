@@ -22,6 +22,7 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod blocked;
 pub mod flag;
 pub mod queue;
 pub mod report;
@@ -255,6 +256,21 @@ pub const PAIRS: &[Pair] = &[
         measure: Measure::Time {
             kthread: wake::kthread_stop_sleeping,
             peer: wake::std_unpark_join,
+            iters: Count {
+                full: 80,
+                quick: 30,
+            },
+        },
+        latency: true,
+        rounds: 21,
+    },
+    Pair {
+        name: "stop_blocked_read",
+        peer: "std thread in read(): flag + pthread_kill + join",
+        target: 1.2,
+        measure: Measure::Time {
+            kthread: blocked::kthread_stop_blocked_read,
+            peer: blocked::std_pthread_kill_join,
             iters: Count {
                 full: 80,
                 quick: 30,

@@ -150,3 +150,76 @@ pub fn resident_bytes() -> io::Result<u64> {
     }
     Ok(pages * page as u64)
 }
+
+/// A pipe: (read end, write end), both close-on-exec.
+///
+/// # Panics
+/// If the process is out of file descriptors.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(ret, 0, "pipe2: {}", io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nothing else.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// One `read(2)` of up to 64 bytes; whether it failed with `EINTR`.
+///
+/// # Panics
+/// On an error other than `EINTR`, or end of file (the benchmarks never
+/// close the write end first).
+pub fn read_once(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 64];
+    // SAFETY: reads at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        assert_eq!(e.raw_os_error(), Some(libc::EINTR), "read: {e}");
+        return true;
+    }
+    assert!(n > 0, "read: unexpected end of file");
+    false
+}
+
+extern "C" fn noop_handler(_sig: libc::c_int) {}
+
+/// Installs a handler that does nothing on `sig`, without `SA_RESTART`, so
+/// a blocking call it interrupts fails with `EINTR` (what a competent user
+/// writes to unblock a thread with `pthread_kill`).
+///
+/// # Panics
+/// If `sigaction` refuses the signal.
+pub fn install_noop_handler(sig: libc::c_int) {
+    // SAFETY: `act` is zeroed then given a handler of the right type and an
+    // empty mask.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = noop_handler as *const () as usize;
+        libc::sigemptyset(&mut act.sa_mask);
+        let ret = libc::sigaction(sig, &act, std::ptr::null_mut());
+        assert_eq!(ret, 0, "sigaction: {}", io::Error::last_os_error());
+    }
+}
+
+/// Sends `sig` to the thread `t` (`pthread_kill`).
+///
+/// # Panics
+/// If the thread is gone or the signal invalid.
+pub fn pthread_kill(t: libc::pthread_t, sig: libc::c_int) {
+    // SAFETY: `t` is a live thread the caller has not joined yet.
+    let ret = unsafe { libc::pthread_kill(t, sig) };
+    assert_eq!(
+        ret,
+        0,
+        "pthread_kill: {}",
+        io::Error::from_raw_os_error(ret)
+    );
+}

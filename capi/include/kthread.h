@@ -724,12 +724,16 @@ long kthread_wait_for_completion_signalled(struct completion *x,
 
 static inline int wait_for_completion_interruptible(struct completion *x)
 {
-	return (int)kthread_wait_for_completion_signalled(x, LONG_MAX, 0);
+	long r = kthread_wait_for_completion_signalled(x, LONG_MAX, 0);
+
+	return r < 0 ? (int)r : 0;
 }
 
 static inline int wait_for_completion_killable(struct completion *x)
 {
-	return (int)kthread_wait_for_completion_signalled(x, LONG_MAX, 1);
+	long r = kthread_wait_for_completion_signalled(x, LONG_MAX, 1);
+
+	return r < 0 ? (int)r : 0;
 }
 
 static inline long
@@ -883,7 +887,9 @@ bool wq_has_sleeper(wait_queue_head_t *wq_head);
  * when a pending signal ends them. wait_event_freezable*() sleep in TASK_FREEZABLE: a
  * freezable kthread freezes inside them and re-checks after the thaw.
  */
-#define ___wait_is_interruptible(state) ((state) & TASK_INTERRUPTIBLE)
+#define ___wait_is_interruptible(state)                                    \
+	(!__builtin_constant_p(state) ||                                     \
+	 ((state) & (TASK_INTERRUPTIBLE | TASK_WAKEKILL)))
 
 #define ___wait_event(wq_head, condition, state, exclusive, ret, cmd)      \
 	({                                                                   \

@@ -1,12 +1,13 @@
 //! `Kthread<T>`: the handle that wakes, binds, stops, parks and detaches a kthread.
 
 use super::is_current;
-use super::lifecycle::{request_stop, Packet};
+use super::lifecycle::{request_stop, request_stop_by, Packet};
 use crate::error::{drop_catching, fatal, Error, StopError};
 use crate::sync::Arc;
 use crate::sys::sched::{self, CpuSet};
 use crate::sys::thread::RawThread;
 use crate::sys::topology;
+use crate::task::hooks::{self, Resend};
 use crate::task::{flags, Task};
 use std::fmt;
 use std::marker::PhantomData;
@@ -173,8 +174,16 @@ impl<T> Kthread<T> {
     pub fn stop_timeout(mut self, timeout: Duration) -> Result<T, StopTimeoutError<T>> {
         let task = self.task.clone();
         if !is_current(&task) && !task.is_inherited() {
-            request_stop(&task);
-            if !task.exited().wait_timeout(timeout) {
+            request_stop_by(&task, Resend::Waiter);
+            let deadline = crate::sys::time::Deadline::after(timeout);
+            let exited = if task.has(flags::INTERRUPT_ON_STOP) {
+                hooks::wait_resending(&task, hooks::STOP, Some(deadline), |slice| {
+                    task.exited().wait_timeout(slice)
+                })
+            } else {
+                task.exited().wait_timeout(timeout)
+            };
+            if !exited {
                 return Err(StopTimeoutError::TimedOut(self));
             }
         }
@@ -193,7 +202,7 @@ impl<T> Kthread<T> {
             return Err(StopError::Forked);
         }
         if is_current(&task) {
-            request_stop(&task);
+            request_stop_by(&task, Resend::Waiter); // nothing to interrupt
             if let Some(t) = thread {
                 t.detach()
                     .unwrap_or_else(|e| fatal(&format!("pthread_detach: {e}")));
@@ -201,13 +210,35 @@ impl<T> Kthread<T> {
             return Err(StopError::Current);
         }
         crate::trace::event!(DEBUG, "sched_kthread_stop", task.name(), task.tid());
-        request_stop(&task);
+        request_stop_by(&task, Resend::Waiter);
         // Joining is the wait: the thread writes its result, completes
-        // `exited` (no syscall when nobody waits on it) and returns.
+        // `exited` (no syscall when nobody waits on it) and returns. An
+        // interruptible kthread is re-sent its stop while we wait, until
+        // it has seen it.
+        let interrupting = task.has(flags::INTERRUPT_ON_STOP);
         match thread {
+            Some(t) if interrupting => {
+                let mut t = Some(t);
+                hooks::wait_resending(&task, hooks::STOP, None, |slice| {
+                    let th = t.take().expect("joined once");
+                    match th.join_within(slice) {
+                        Ok(Ok(())) => true,
+                        Ok(Err(th)) => {
+                            t = Some(th);
+                            false
+                        }
+                        Err(e) => fatal(&format!("pthread_timedjoin_np: {e}")),
+                    }
+                });
+            }
             Some(t) => t
                 .join()
                 .unwrap_or_else(|e| fatal(&format!("pthread_join: {e}"))),
+            None if interrupting => {
+                hooks::wait_resending(&task, hooks::STOP, None, |slice| {
+                    task.exited().wait_timeout(slice)
+                });
+            }
             None => task.exited().wait(),
         }
         let result = self.packet.take();

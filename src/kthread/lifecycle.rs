@@ -55,9 +55,7 @@ pub(crate) fn thread_main<F, T>(
         }
     });
     if let Err(e) = setup {
-        if task.has(flags::HOOKED) {
-            hooks::thread_exit(&task);
-        }
+        hooks::thread_exit(&task);
         // Creation failed: the creator joins us; `f` is dropped here, once
         // (a panic in its drop must not escape the thread's main).
         drop_catching(f);
@@ -104,7 +102,7 @@ pub(crate) fn thread_main<F, T>(
 /// The end of a kthread: the order matters (design.md, "exit").
 pub(crate) fn exit(task: &Task) {
     if task.has(flags::HOOKED) {
-        // No interruption reaches the thread from here on.
+        // No interruption reaches the thread (or its reused id) after this.
         hooks::thread_exit(task);
     }
     task.set_state(task::DEAD);
@@ -124,9 +122,19 @@ pub(crate) fn exit(task: &Task) {
 /// with hooks, raises its stop fd, interrupts its blocking call and (the
 /// first stopper only) runs its stop callbacks, before returning.
 pub(crate) fn request_stop(task: &Task) {
+    request_stop_by(task, hooks::Resend::Timer)
+}
+
+/// [`request_stop`], saying who re-sends an interruption: a stopper that
+/// then waits passes [`hooks::Resend::Waiter`] and waits with
+/// [`hooks::wait_resending`].
+pub(crate) fn request_stop_by(task: &Task, by: hooks::Resend) {
+    if task.has(flags::INTERRUPT_ON_STOP) {
+        task.hooks().mark_unseen(hooks::STOP);
+    }
     let prev = task.flags().request_stop();
     if prev & flags::HOOKED != 0 {
-        hooks::requested(task, hooks::STOP);
+        hooks::requested(task, hooks::STOP, by);
     }
     unpark_task(task);
     task.wake_state(task::WAKE_NORMAL | task::WAKE_FROZEN);

@@ -57,6 +57,9 @@ pub fn should_stop() -> bool {
 #[cold]
 #[inline(never)]
 fn seen(t: &task::TaskInner, reason: u32) {
+    // Acquire: orders the read of `unacked` after the requester's mark,
+    // which came before the flag the relaxed hot check saw.
+    let _ = t.flags().load();
     t.hooks().ack(reason);
 }
 

@@ -32,25 +32,39 @@ impl Task {
             return Err(Error::Forked);
         }
         let own = is_current(self);
+        let interrupting = self.has(flags::INTERRUPT_ON_STOP) && !own;
+        if interrupting {
+            // Before the flag, so a thread that sees the park clears it.
+            self.hooks().mark_unseen(hooks::PARK);
+        }
         let prev = match self.flags().claim_park(own) {
             Ok(prev) => prev,
             Err(f) => {
+                if interrupting && f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
+                    self.hooks().unmark(hooks::PARK); // no park can follow
+                }
                 return Err(if f & (flags::EXITED | flags::SHOULD_STOP) != 0 {
                     Error::Exited
                 } else {
                     Error::AlreadyParked
-                })
+                });
             }
         };
         if prev & flags::HOOKED != 0 {
-            hooks::requested(self, hooks::PARK);
+            hooks::requested(self, hooks::PARK, hooks::Resend::Waiter);
         }
         crate::trace::event!(DEBUG, "kthread_park", self.name(), self.tid());
         if own {
             return Ok(());
         }
         self.wake_state(task::WAKE_NORMAL);
-        self.parked().wait();
+        if interrupting {
+            hooks::wait_resending(self, hooks::PARK, None, |slice| {
+                self.parked().wait_timeout(slice)
+            });
+        } else {
+            self.parked().wait();
+        }
         if self.has(flags::EXITED) {
             return Err(Error::Exited);
         }

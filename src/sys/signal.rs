@@ -58,23 +58,36 @@ pub(crate) fn is_default(sig: libc::c_int) -> io::Result<bool> {
     Ok(handler_of(sig)? == libc::SIG_DFL)
 }
 
-/// Installs `handler` for `sig`, process-wide, *without* `SA_RESTART`: a
-/// system call it interrupts fails with `EINTR` instead of restarting.
-/// The handler must be async-signal-safe and preserve `errno`.
-pub(crate) fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
-    // SAFETY: `act` is fully initialised (zeroed, then the handler and an
-    // empty mask); the handler is an `extern "C" fn(c_int)`, what a
-    // handler without SA_SIGINFO must be.
+/// A handler with `SA_SIGINFO`'s arguments.
+pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut std::ffi::c_void);
+
+/// Installs `handler` for `sig`, process-wide, with `SA_SIGINFO` and
+/// *without* `SA_RESTART`: a system call it interrupts fails with `EINTR`
+/// instead of restarting. The handler must be async-signal-safe and
+/// preserve `errno`.
+pub(crate) fn install(sig: libc::c_int, handler: Handler) -> io::Result<()> {
+    // SAFETY: `act` is fully initialised (zeroed, then the handler, its
+    // flag and an empty mask); the handler has the SA_SIGINFO signature.
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = handler as usize;
-        act.sa_flags = 0;
+        act.sa_flags = libc::SA_SIGINFO;
         if libc::sigemptyset(&mut act.sa_mask) != 0 {
             return Err(io::Error::last_os_error());
         }
         super::cvt(libc::sigaction(sig, &act, std::ptr::null_mut()))?;
     }
     Ok(())
+}
+
+/// Whether the signal a `SA_SIGINFO` handler got came from a POSIX timer
+/// (`SI_TIMER`), not from `tgkill` or `kill`.
+///
+/// # Safety
+/// `info` is the `siginfo_t` the kernel passed to the running handler.
+pub(crate) unsafe fn sent_by_timer(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: by the contract, a valid siginfo_t for this delivery.
+    !info.is_null() && unsafe { (*info).si_code } == libc::SI_TIMER
 }
 
 fn change_one(how: libc::c_int, sig: libc::c_int) -> io::Result<()> {
@@ -92,11 +105,6 @@ fn change_one(how: libc::c_int, sig: libc::c_int) -> io::Result<()> {
 /// Unblocks `sig` on the calling thread.
 pub(crate) fn unblock(sig: libc::c_int) -> io::Result<()> {
     change_one(libc::SIG_UNBLOCK, sig)
-}
-
-/// Blocks `sig` on the calling thread.
-pub(crate) fn block(sig: libc::c_int) -> io::Result<()> {
-    change_one(libc::SIG_BLOCK, sig)
 }
 
 /// Sends `sig` to the thread `tid` of this process (`tgkill`).

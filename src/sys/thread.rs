@@ -7,6 +7,7 @@
 use super::cvt_pthread;
 use std::ffi::CStr;
 use std::io;
+use std::time::Duration;
 
 /// An OS thread that has not been joined or detached yet.
 #[derive(Debug)]
@@ -67,6 +68,32 @@ impl RawThread {
         // SAFETY: the id came from pthread_create and is joined exactly once
         // (`self` is consumed).
         cvt_pthread(unsafe { libc::pthread_join(self.0, std::ptr::null_mut()) })
+    }
+
+    /// As [`join`](Self::join), giving up after `timeout`: `Ok(Err(self))`
+    /// hands the thread back if it has not ended. The wait is against
+    /// `CLOCK_REALTIME` (`pthread_timedjoin_np`); a clock jump only makes
+    /// it end early or late.
+    pub(crate) fn join_within(self, timeout: Duration) -> io::Result<Result<(), RawThread>> {
+        // SAFETY: clock_gettime writes the timespec it is given.
+        let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; CLOCK_REALTIME always exists.
+        super::cvt(unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) })?;
+        let total = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+        let abs = libc::timespec {
+            tv_sec: now.tv_sec
+                + libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX / 2)
+                + (total / 1_000_000_000) as libc::time_t,
+            tv_nsec: (total % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: the id came from pthread_create and was neither joined nor
+        // detached (`self` is owned); on a timeout it stays joinable and is
+        // handed back.
+        match unsafe { libc::pthread_timedjoin_np(self.0, std::ptr::null_mut(), &abs) } {
+            0 => Ok(Ok(())),
+            libc::ETIMEDOUT => Ok(Err(self)),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
     }
 
     /// Lets the thread be reaped by itself when it ends.

@@ -53,20 +53,6 @@ impl ThreadTimer {
         super::cvt(unsafe { libc::timer_settime(self.0, 0, &spec, std::ptr::null_mut()) }).map(drop)
     }
 
-    /// Disarms the timer: a pending expiry is cancelled.
-    pub(crate) fn disarm(&self) -> io::Result<()> {
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let spec = libc::itimerspec {
-            it_interval: zero,
-            it_value: zero,
-        };
-        // SAFETY: as in `arm`.
-        super::cvt(unsafe { libc::timer_settime(self.0, 0, &spec, std::ptr::null_mut()) }).map(drop)
-    }
-
     /// Deletes the timer; a pending expiry is cancelled.
     pub(crate) fn delete(self) -> io::Result<()> {
         // SAFETY: a live timer, consumed here.

@@ -16,10 +16,11 @@
 //! library's interruption signal unblocked, with a handler that does
 //! nothing and is installed without `SA_RESTART`: a signal sent to the
 //! thread makes its blocking system call fail with `EINTR`. A request
-//! records its reason in `unacked`, then sends the signal (`tgkill`) and
-//! arms the thread's own one-shot timer, which re-sends it. The handler
-//! re-arms the timer (1 ms, doubling to 64 ms) as long as `unacked` is not
-//! empty; the thread empties it when it *sees* the request (`should_stop()`
+//! records its reason in `unacked` and sends the signal (`tgkill`). Then
+//! it is sent again, 1 ms later, then 2, 4, ... up to 64 ms, as long as
+//! `unacked` holds it: by the requester itself if it waits anyway (stop,
+//! park, freeze: [`Resend::Waiter`]), else by the thread's own one-shot
+//! POSIX timer (`SIGEV_THREAD_ID`), which the handler re-arms; the thread empties it when it *sees* the request (`should_stop()`
 //! or `should_park()` true, `parkme`, `signal_pending()` true, an
 //! interrupted wait, exit), and a freeze counts as seen while the thread
 //! sits in the refrigerator. So a
@@ -51,6 +52,9 @@ pub(crate) const SIGNAL: u32 = 1 << 3;
 const FIRST_RESEND_US: u32 = 1_000;
 const LAST_RESEND_US: u32 = 64_000;
 
+/// `Hooks::senders`: the thread is exiting; send nothing.
+const GONE: u32 = 1 << 31;
+
 /// A callback registered with [`Task::on_stop`].
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -66,10 +70,15 @@ pub(crate) struct Hooks {
     resend_us: AtomicU32,
     /// The stop fd, created by the first `stop_fd()`, closed with the task.
     fd: OnceLock<EventFd>,
-    /// The thread's re-send timer, created when it opts in; armed by
-    /// requesters only while `Locked::target` is set, by the handler on the
-    /// thread itself.
+    /// The thread's re-send timer, created when it opts in and deleted
+    /// with the task (it signals that thread and no other; the kernel drops
+    /// what it sends once the thread has exited).
     timer: OnceLock<ThreadTimer>,
+    /// Requesters inside their `tgkill` (low bits), and [`GONE`] once the
+    /// thread is exiting: glibc's `pthread_kill` exit lock, without the
+    /// lock. The thread waits at exit for the senders that came first, so
+    /// no signal ever reaches a thread id after it is freed and reused.
+    senders: AtomicU32,
     /// Bumped (and futex-woken) each time a stop callback has returned.
     callback_done: AtomicU32,
     locked: Mutex<Locked>,
@@ -84,9 +93,6 @@ struct Locked {
     /// Callbacks running now, and the thread running each.
     running: Vec<(u64, i32)>,
     next_id: u64,
-    /// The thread id while the thread can be interrupted (opted in and not
-    /// yet exited): no signal is sent and no timer armed otherwise.
-    target: Option<i32>,
 }
 
 impl Hooks {
@@ -98,6 +104,7 @@ impl Hooks {
             resend_us: AtomicU32::new(FIRST_RESEND_US),
             fd: OnceLock::new(),
             timer: OnceLock::new(),
+            senders: AtomicU32::new(0),
             callback_done: AtomicU32::new(0),
             locked: Mutex::new(Locked::default()),
         }
@@ -111,7 +118,22 @@ impl Hooks {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// The thread has seen the requests of `reason` (module docs).
+    /// A request of `reason` is about to be published (its flag set): from
+    /// now until the thread sees it, it is re-sent. Marked *before* the
+    /// flag, so a thread that sees the flag also sees this and clears it.
+    #[inline]
+    pub(crate) fn mark_unseen(&self, reason: u32) {
+        self.unacked.fetch_or(reason, Ordering::AcqRel);
+    }
+
+    /// A request of `reason` was refused before it was published.
+    #[inline]
+    pub(crate) fn unmark(&self, reason: u32) {
+        self.unacked.fetch_and(!reason, Ordering::AcqRel);
+    }
+
+    /// The thread has seen the requests of `reason` (module docs); the
+    /// caller read the request's flag with `Acquire`.
     #[inline]
     pub(crate) fn ack(&self, reason: u32) {
         if self.unacked.load(Ordering::Relaxed) & reason != 0 {
@@ -230,10 +252,15 @@ fn chosen() -> Result<c_int, Error> {
     Err(Error::SignalInUse(hi))
 }
 
-/// The handler: does nothing but re-arm the re-send timer while a request
-/// is unseen. Async-signal-safe: a thread-local read, atomics and
-/// `timer_settime`; `errno` is preserved.
-extern "C" fn on_interrupt(_sig: c_int) {
+/// The handler: its only work is the interruption itself (the `EINTR`).
+/// While a request is still unseen, it arms the timer again, twice as far
+/// out each time (1 ms after the first expiry, then 2, 4, ... 64 ms). Async-signal-safe: a thread-local
+/// read, atomics and `timer_settime`; `errno` is preserved.
+extern "C" fn on_interrupt(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut std::ffi::c_void) {
+    // SAFETY: `info` is what the kernel passed to this handler.
+    if !unsafe { signal::sent_by_timer(info) } {
+        return; // a request's own `tgkill` (it armed the timer), or a stray `kill`
+    }
     let _errno = signal::SavedErrno::save();
     with_current(|t| {
         let Some(t) = t else { return };
@@ -246,9 +273,12 @@ extern "C" fn on_interrupt(_sig: c_int) {
             return;
         }
         if let Some(timer) = h.timer.get() {
-            let us = h.resend_us.load(Ordering::Relaxed);
-            h.resend_us
-                .store(us.saturating_mul(2).min(LAST_RESEND_US), Ordering::Relaxed);
+            let us = h
+                .resend_us
+                .load(Ordering::Relaxed)
+                .saturating_mul(2)
+                .min(LAST_RESEND_US);
+            h.resend_us.store(us, Ordering::Relaxed);
             // A failure leaves the re-sends to the next request; nothing
             // else is safe to do here.
             let _ = timer.arm(Duration::from_micros(u64::from(us)));
@@ -266,41 +296,45 @@ pub(crate) fn opt_in(t: &Task) -> Result<(), Error> {
         return Ok(());
     }
     let sig = chosen()?;
-    let tid = gettid();
-    let timer = ThreadTimer::new(tid, sig)?;
+    let timer = ThreadTimer::new(gettid(), sig)?;
     if let Err(timer) = h.timer.set(timer) {
         // Only the thread itself sets it, so this cannot happen; do not leak.
         let _ = timer.delete();
         return Ok(());
     }
-    lock(&h.locked).target = Some(tid);
     t.flags().mark_hooked();
     signal::unblock(sig)?;
-    // A request before `target` was set sent no signal: re-send from now.
+    // Pairs with the fence in `interrupt`: a request that did not see the
+    // timer is seen here, and sent now.
+    fence(Ordering::SeqCst);
     if h.unacked.load(Ordering::Acquire) != 0 {
         arm_resend(h);
     }
     Ok(())
 }
 
-/// The thread's last act with its hooks, at exit: nothing can interrupt
-/// it any more, and no signal is ever sent to its (reusable) thread id.
-pub(crate) fn thread_exit(t: &Task) {
-    let h = t.inner().hooks();
-    let Some(timer) = h.timer.get() else { return };
-    if let Some(sig) = interrupt_signal() {
-        // Blocked first: the handler never runs while we hold the lock.
-        let _ = signal::block(sig);
-    }
-    lock(&h.locked).target = None;
-    h.unacked.store(0, Ordering::Release);
-    let _ = timer.disarm();
-}
-
+/// Arms the first re-send, [`FIRST_RESEND_US`] from now; the handler arms
+/// the later ones.
 fn arm_resend(h: &Hooks) {
     h.resend_us.store(FIRST_RESEND_US, Ordering::Relaxed);
     if let Some(timer) = h.timer.get() {
+        // Fails only for a deleted timer, which a live task never has.
         let _ = timer.arm(Duration::from_micros(u64::from(FIRST_RESEND_US)));
+    }
+}
+
+/// The thread's last act with its hooks, at exit: after it, no signal is
+/// sent to its (reusable) thread id. Waits for a requester inside its
+/// `tgkill` (a few instructions).
+pub(crate) fn thread_exit(t: &Task) {
+    let h = t.inner().hooks();
+    if h.timer.get().is_none() {
+        return;
+    }
+    let mut s = h.senders.fetch_or(GONE, Ordering::AcqRel) | GONE;
+    while s != GONE {
+        futex::wait(&h.senders, s, None);
+        s = h.senders.load(Ordering::Acquire);
     }
 }
 
@@ -334,28 +368,97 @@ fn sync_fd(t: &Task, l: &mut Locked) {
     }
 }
 
-/// Sends the interruption for `reason` (`locked` held, so `target` is a
-/// live thread of this process).
-fn interrupt(t: &Task, l: &Locked, reason: u32) {
+/// Who re-sends an interruption until the thread has seen it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Resend {
+    /// The thread's timer (a request nobody waits for).
+    Timer,
+    /// The requester, which waits for the request to be served (stop,
+    /// park, freeze) and calls [`wait_resending`] or [`resend`]: no timer
+    /// to program (on a virtual machine, arming one costs more than the
+    /// whole interruption).
+    Waiter,
+}
+
+/// Records `reason` as unseen and interrupts the thread's blocking call
+/// (module docs).
+fn interrupt(t: &Task, reason: u32, by: Resend) {
     let h = t.inner().hooks();
-    h.unacked.fetch_or(reason, Ordering::AcqRel);
-    let (Some(tid), Some(sig)) = (l.target, interrupt_signal()) else {
-        return; // not yet opted in: `opt_in` re-sends
-    };
-    if let Err(e) = signal::tgkill(tid, sig) {
-        t.note(format!("interrupting the thread failed: {e}"));
+    let _ = reason; // marked unseen before the request was published
+                    // Pairs with the fence in `opt_in`: either we see its timer, or it
+                    // sees our reason (and arms the re-send itself).
+    fence(Ordering::SeqCst);
+    if send(t) && by == Resend::Timer {
+        arm_resend(h);
     }
-    arm_resend(h);
+}
+
+/// `tgkill`s the thread with the interruption signal unless it is exiting
+/// (the `senders` protocol); whether it is (or was) interruptible.
+fn send(t: &Task) -> bool {
+    let h = t.inner().hooks();
+    let (Some(_), Some(sig)) = (h.timer.get(), interrupt_signal()) else {
+        return false;
+    };
+    let s = h.senders.fetch_add(1, Ordering::Acquire);
+    if s & GONE == 0 {
+        if let Err(e) = signal::tgkill(t.tid(), sig) {
+            t.note(format!("interrupting the thread failed: {e}"));
+        }
+    }
+    if h.senders.fetch_sub(1, Ordering::Release) == GONE | 1 {
+        futex::wake(&h.senders, 1);
+    }
+    s & GONE == 0
+}
+
+/// Sends the interruption for `reason` again if the thread has not seen
+/// it yet (a waiter's re-send, [`Resend::Waiter`]).
+pub(crate) fn resend(t: &Task, reason: u32) {
+    let mut unseen = t.inner().hooks().unacked.load(Ordering::Acquire) & reason;
+    if t.flags().load() & flags::FROZEN != 0 {
+        unseen &= !FREEZE;
+    }
+    if unseen != 0 {
+        send(t);
+    }
+}
+
+/// Waits with `wait(slice)` (true: done) in slices of the re-send backoff
+/// (1 ms, doubling to 64 ms), re-sending the interruption for `reason`
+/// after each slice while it is unseen; until done or `deadline`.
+pub(crate) fn wait_resending(
+    t: &Task,
+    reason: u32,
+    deadline: Option<Deadline>,
+    mut wait: impl FnMut(Duration) -> bool,
+) -> bool {
+    let mut us = FIRST_RESEND_US;
+    loop {
+        let mut slice = Duration::from_micros(u64::from(us));
+        if let Some(d) = deadline {
+            slice = slice.min(d.remaining());
+        }
+        if wait(slice) {
+            return true;
+        }
+        if deadline.is_some_and(|d| d.passed()) {
+            return false;
+        }
+        resend(t, reason);
+        us = us.saturating_mul(2).min(LAST_RESEND_US);
+    }
 }
 
 /// A stop, park or freeze of `t` was requested (its flag is set); `t`
 /// has hooks. Raises the stop fd and, if `t` was created with
 /// `interrupt_on_stop`, interrupts its blocking call.
-pub(crate) fn requested(t: &Task, reason: u32) {
+pub(crate) fn requested(t: &Task, reason: u32, by: Resend) {
     let mut l = lock(&t.inner().hooks().locked);
     sync_fd(t, &mut l);
+    drop(l);
     if t.has(flags::INTERRUPT_ON_STOP) && !is_current(t) {
-        interrupt(t, &l, reason);
+        interrupt(t, reason, by);
     }
 }
 
@@ -374,40 +477,59 @@ pub(crate) fn freeze_changed(tasks: &[Task], freezing: bool) {
     fence(Ordering::SeqCst);
     for t in tasks.iter().filter(|t| t.has(flags::HOOKED)) {
         if freezing {
-            requested(t, FREEZE);
+            if t.has(flags::INTERRUPT_ON_STOP) {
+                t.hooks().mark_unseen(FREEZE); // seen once it sits frozen
+            }
+            requested(t, FREEZE, Resend::Waiter);
         } else {
             withdrawn(t, FREEZE);
         }
     }
 }
 
-/// Runs the stop callbacks registered on `t`, each once, on the calling
-/// thread (the first stopper, or a registrant that came after the stop).
+/// Runs the stop callbacks registered on `t` before the stop, each once,
+/// on the calling thread (the first stopper), in the order of their
+/// registration. One registered after the stop (a larger id than the
+/// last one at the start) is its registrant's to run ([`Task::on_stop`]).
 pub(crate) fn run_stop_callbacks(t: &Task) {
     let h = t.inner().hooks();
     let me = gettid();
-    loop {
-        let (id, f) = {
-            let mut l = lock(&h.locked);
-            if l.callbacks.is_empty() {
-                return;
-            }
-            let (id, f) = l.callbacks.remove(0);
-            l.running.push((id, me));
-            (id, f)
-        };
-        // A panic is the callback's own: reported by the panic hook, its
-        // payload dropped under a catch; the other callbacks still run.
-        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-            drop_catching(p);
-        }
-        {
-            let mut l = lock(&h.locked);
-            l.running.retain(|&(r, _)| r != id);
-            h.callback_done.fetch_add(1, Ordering::AcqRel);
-        }
-        futex::wake(&h.callback_done, i32::MAX);
+    let last = lock(&h.locked).next_id;
+    while let Some(id) = {
+        let l = lock(&h.locked);
+        l.callbacks
+            .first()
+            .map(|&(id, _)| id)
+            .filter(|&id| id <= last)
+    } {
+        run_callback(h, id, me);
     }
+}
+
+/// Takes callback `id` off the list, if it is still there, and runs it
+/// here; whether it did.
+fn run_callback(h: &Hooks, id: u64, me: i32) -> bool {
+    let f = {
+        let mut l = lock(&h.locked);
+        let Some(pos) = l.callbacks.iter().position(|&(c, _)| c == id) else {
+            return false;
+        };
+        let (_, f) = l.callbacks.remove(pos);
+        l.running.push((id, me));
+        f
+    };
+    // A panic is the callback's own: reported by the panic hook, its
+    // payload dropped under a catch; the other callbacks still run.
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        drop_catching(p);
+    }
+    {
+        let mut l = lock(&h.locked);
+        l.running.retain(|&(r, _)| r != id);
+        h.callback_done.fetch_add(1, Ordering::AcqRel);
+    }
+    futex::wake(&h.callback_done, i32::MAX);
+    true
 }
 
 // ---- The public calls -------------------------------------------------
@@ -573,10 +695,12 @@ impl Task {
         };
         let prev = self.flags().mark_hooked();
         if prev & flags::SHOULD_STOP != 0 {
-            // The stop came first: whoever takes a callback off the list
-            // runs it, the stopper or we.
-            run_stop_callbacks(self);
-            return inert;
+            // The stop came first: we run our callback, unless a stopper
+            // that began before our registration took it (then the guard
+            // waits for it, as for any running callback).
+            if run_callback(h, id, gettid()) {
+                return inert;
+            }
         }
         StopCallback {
             task: self.clone(),
@@ -629,6 +753,10 @@ impl Task {
         if b == 0 || h.allowed.load(Ordering::Relaxed) & b == 0 {
             return Ok(());
         }
+        // Unseen before it is published: a thread that sees it clears it.
+        if !is_current(self) {
+            h.mark_unseen(SIGNAL);
+        }
         h.pending.fetch_or(b, Ordering::AcqRel);
         crate::trace::event!(DEBUG, "signal_generate", self.name(), self.tid(), sig = sig);
         let mask = if b == SIGKILL_BIT {
@@ -636,9 +764,10 @@ impl Task {
         } else {
             WAKE_INTERRUPTIBLE
         };
+        drop(l);
         self.wake_state(mask);
         if !is_current(self) {
-            interrupt(self, &l, SIGNAL);
+            interrupt(self, SIGNAL, Resend::Timer);
         }
         Ok(())
     }
@@ -651,11 +780,10 @@ impl Task {
     /// assert!(!kthread::Task::current().signal_pending());
     /// ```
     pub fn signal_pending(&self) -> bool {
-        let yes = self.hooks().pending() != 0;
-        if yes && is_current(self) {
-            self.hooks().ack(SIGNAL);
+        if is_current(self) {
+            return signal_pending_of(self.inner(), false);
         }
-        yes
+        self.inner().signal_pending()
     }
 
     /// Whether `SIGKILL` is pending for the task (`fatal_signal_pending(p)`).
@@ -664,11 +792,10 @@ impl Task {
     /// assert!(!kthread::Task::current().fatal_signal_pending());
     /// ```
     pub fn fatal_signal_pending(&self) -> bool {
-        let yes = self.hooks().pending() & SIGKILL_BIT != 0;
-        if yes && is_current(self) {
-            self.hooks().ack(SIGNAL);
+        if is_current(self) {
+            return signal_pending_of(self.inner(), true);
         }
-        yes
+        self.hooks().pending() & SIGKILL_BIT != 0
     }
 
     /// Forgets every pending signal of the task (`flush_signals(p)`).
@@ -710,11 +837,18 @@ impl std::error::Error for Interrupted {}
 fn wait_signalled(
     c: &Completion,
     deadline: Option<Deadline>,
-    mask: u64,
+    fatal: bool,
 ) -> Result<bool, Interrupted> {
     let t = super::current_or_adopt();
     let h = t.hooks();
-    match c.wait_until_or(deadline, || h.pending() & mask != 0) {
+    let ends = || {
+        if fatal {
+            h.pending() & SIGKILL_BIT != 0
+        } else {
+            t.inner().signal_pending()
+        }
+    };
+    match c.wait_until_or(deadline, ends) {
         Some(done) => Ok(done),
         None => {
             h.ack(SIGNAL);
@@ -738,7 +872,7 @@ impl Completion {
     /// assert_eq!(c.wait_interruptible(), Ok(()));
     /// ```
     pub fn wait_interruptible(&self) -> Result<(), Interrupted> {
-        wait_signalled(self, None, u64::MAX).map(drop)
+        wait_signalled(self, None, false).map(drop)
     }
 
     /// As [`wait_timeout`](Completion::wait_timeout), ended early by a
@@ -749,7 +883,7 @@ impl Completion {
     /// assert_eq!(c.wait_interruptible_timeout(std::time::Duration::from_millis(1)), Ok(false));
     /// ```
     pub fn wait_interruptible_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
-        wait_signalled(self, Some(Deadline::after(timeout)), u64::MAX)
+        wait_signalled(self, Some(Deadline::after(timeout)), false)
     }
 
     /// As [`wait`](Completion::wait), ended early by a pending `SIGKILL`
@@ -761,7 +895,7 @@ impl Completion {
     /// assert_eq!(c.wait_killable(), Ok(()));
     /// ```
     pub fn wait_killable(&self) -> Result<(), Interrupted> {
-        wait_signalled(self, None, SIGKILL_BIT).map(drop)
+        wait_signalled(self, None, true).map(drop)
     }
 
     /// As [`wait_timeout`](Completion::wait_timeout), ended early by a
@@ -772,7 +906,7 @@ impl Completion {
     /// assert_eq!(c.wait_killable_timeout(std::time::Duration::ZERO), Ok(false));
     /// ```
     pub fn wait_killable_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
-        wait_signalled(self, Some(Deadline::after(timeout)), SIGKILL_BIT)
+        wait_signalled(self, Some(Deadline::after(timeout)), true)
     }
 }
 
@@ -820,9 +954,9 @@ pub fn allow_signal(sig: c_int) -> Result<(), Error> {
 ///     kthread::disallow_signal(libc::SIGUSR2).unwrap();
 ///     let me = kthread::current().unwrap();
 ///     me.send_signal(libc::SIGUSR2).unwrap(); // ignored now
-///     kthread::signal_pending()
+///     kthread::dequeue_signal()
 /// })?;
-/// assert!(!k.stop()?);
+/// assert_eq!(k.stop()?, None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn disallow_signal(sig: c_int) -> Result<(), Error> {
@@ -831,18 +965,29 @@ pub fn disallow_signal(sig: c_int) -> Result<(), Error> {
     let h = t.hooks();
     let _l = lock(&h.locked);
     h.allowed.fetch_and(!b, Ordering::AcqRel);
-    h.pending.fetch_and(!b, Ordering::AcqRel);
+    if h.pending.fetch_and(!b, Ordering::AcqRel) & !b == 0 {
+        h.unacked.fetch_and(!SIGNAL, Ordering::AcqRel); // nothing left to see
+    }
     Ok(())
 }
 
 /// Whether a signal is pending for the calling thread; mirrors
 /// `signal_pending(current)`. `false` on a thread without a task.
 ///
+/// A stop requested of the calling kthread counts, and
+/// [`flush_signals`] does not clear it: since Linux 5.11 `kthread_stop()`
+/// sets `TIF_NOTIFY_SIGNAL`, so every interruptible sleep of a stopped
+/// kthread returns at once, here as there.
+///
 /// ```
 /// assert!(!kthread::signal_pending());
+/// let k = kthread::create("stopped", kthread::signal_pending)?;
+/// k.wake_up();
+/// let _ = k.stop()?; // true if the stop came before the call
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn signal_pending() -> bool {
-    with_current(|t| t.is_some_and(|t| signal_pending_of(t, u64::MAX)))
+    with_current(|t| t.is_some_and(|t| signal_pending_of(t, false)))
 }
 
 /// Whether `SIGKILL` is pending for the calling thread; mirrors
@@ -852,17 +997,18 @@ pub fn signal_pending() -> bool {
 /// assert!(!kthread::fatal_signal_pending());
 /// ```
 pub fn fatal_signal_pending() -> bool {
-    with_current(|t| t.is_some_and(|t| signal_pending_of(t, SIGKILL_BIT)))
+    with_current(|t| t.is_some_and(|t| signal_pending_of(t, true)))
 }
 
-/// The calling thread's pending signals within `mask`; seen (acknowledged).
-fn signal_pending_of(t: &TaskInner, mask: u64) -> bool {
+/// The calling thread's `signal_pending` (or, `fatal`, only `SIGKILL`);
+/// a pending signal it sees is acknowledged (no further interruption).
+fn signal_pending_of(t: &TaskInner, fatal: bool) -> bool {
     let h = t.hooks();
-    let yes = h.pending() & mask != 0;
-    if yes {
+    let sent = h.pending() & if fatal { SIGKILL_BIT } else { u64::MAX } != 0;
+    if sent {
         h.ack(SIGNAL);
     }
-    yes
+    sent || (!fatal && t.signal_pending())
 }
 
 /// Forgets every pending signal of the calling thread; mirrors

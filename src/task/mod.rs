@@ -910,14 +910,24 @@ impl TaskInner {
         &self.hooks
     }
 
+    /// `signal_pending(p)`: a signal was sent and not flushed, or a stop
+    /// was requested (the kernel's `TIF_NOTIFY_SIGNAL`, which
+    /// `flush_signals()` does not clear).
+    #[inline]
+    pub(crate) fn signal_pending(&self) -> bool {
+        self.hooks.pending() != 0 || self.flags.load() & flags::SHOULD_STOP != 0
+    }
+
     /// Whether a signal pending for the task ends a sleep in raw state `s`
     /// (`signal_pending_state()`): any for an interruptible one, `SIGKILL`
-    /// for a killable one.
+    /// for a killable one. A stop counts as a signal for an interruptible
+    /// sleep, as Linux 5.11+'s `kthread_stop()` sets `TIF_NOTIFY_SIGNAL`
+    /// (so `signal_pending()` stays true in a stopped kthread).
     #[inline]
     pub(crate) fn signal_ends(&self, s: u32) -> bool {
         let base = s & STATE_MASK;
         if base == INTERRUPTIBLE {
-            self.hooks.pending() != 0
+            self.signal_pending()
         } else if base == UNINTERRUPTIBLE && s & WAKEKILL != 0 {
             self.hooks.pending() & hooks::SIGKILL_BIT != 0
         } else {
