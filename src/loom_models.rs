@@ -574,3 +574,104 @@ fn loom_wait_queue_prepare_wake_finish() {
         assert!(!wq.has_sleeper(), "an entry was left on the queue");
     });
 }
+
+/// Stop callbacks: one registered before the stop and one registered
+/// racing it each run exactly once; the early one has run when
+/// `request_stop` returns, the late one when both calls have (the stopper
+/// runs those registered before its stop, a registrant that saw the stop
+/// only its own: the parent of that rule failed here).
+#[test]
+fn loom_stop_callbacks_run_once_against_a_racing_registration() {
+    model(
+        "loom_stop_callbacks_run_once_against_a_racing_registration",
+        || {
+            let t = new_task(flags::WOKEN);
+            let runs = Arc::new(AtomicUsize::new(0));
+            let r = runs.clone();
+            let early = t.on_stop(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            });
+            let late = {
+                let (t, r) = (t.clone(), runs.clone());
+                thread::spawn(move || {
+                    t.on_stop(move || {
+                        r.fetch_add(10, Ordering::Relaxed);
+                    })
+                })
+            };
+            request_stop(&t);
+            // The stopper ran the early one (a late registrant runs only its own).
+            assert_eq!(
+                runs.load(Ordering::Relaxed) % 10,
+                1,
+                "request_stop returned before a callback registered before it ran"
+            );
+            let late = late.join().unwrap();
+            assert_eq!(
+                runs.load(Ordering::Relaxed),
+                11,
+                "a callback ran twice or not at all"
+            );
+            drop((early, late));
+        },
+    );
+}
+
+/// A stop callback's guard dropped on one thread while another stops the
+/// task: after the drop has returned, the callback is not running and
+/// never will (the drop takes it off the list or waits for its run).
+#[test]
+fn loom_stop_callback_guard_drop_vs_stop() {
+    model("loom_stop_callback_guard_drop_vs_stop", || {
+        let t = new_task(flags::WOKEN);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        let guard = t.on_stop(move || {
+            assert!(
+                !d.load(Ordering::SeqCst),
+                "ran after its guard's drop returned"
+            );
+            loom::thread::yield_now();
+            assert!(
+                !d.load(Ordering::SeqCst),
+                "ran on after its guard's drop returned"
+            );
+        });
+        let dropper = {
+            let dropped = dropped.clone();
+            thread::spawn(move || {
+                drop(guard);
+                dropped.store(true, Ordering::SeqCst);
+            })
+        };
+        request_stop(&t);
+        dropper.join().unwrap();
+    });
+}
+
+/// Interruption: a request is marked unseen before its flag is published,
+/// so a kthread that sees the stop also clears the mark and nothing is
+/// re-sent to it afterwards (the re-sends stop once it has seen it).
+#[test]
+fn loom_a_seen_stop_is_not_re_sent() {
+    model("loom_a_seen_stop_is_not_re_sent", || {
+        let t = new_task(flags::WOKEN | flags::HOOKED | flags::INTERRUPT_ON_STOP);
+        let k = {
+            let t = t.clone();
+            thread::spawn(move || {
+                task::set_current(&t);
+                let saw = crate::kthread::should_stop();
+                task::clear_current();
+                saw
+            })
+        };
+        request_stop(&t);
+        if k.join().unwrap() {
+            assert_eq!(
+                t.hooks().unseen() & task::hooks::STOP,
+                0,
+                "the kthread saw the stop, but it would be re-sent"
+            );
+        }
+    });
+}

@@ -52,6 +52,23 @@ pub(crate) const SIGNAL: u32 = 1 << 3;
 const FIRST_RESEND_US: u32 = 1_000;
 const LAST_RESEND_US: u32 = 64_000;
 
+/// Which thread runs a callback (a guard dropped on it does not wait).
+#[cfg(not(kthread_loom))]
+type Me = i32;
+#[cfg(kthread_loom)]
+type Me = loom::thread::ThreadId;
+
+#[cfg(not(kthread_loom))]
+fn me() -> Me {
+    gettid()
+}
+
+/// Models run every loom thread on one OS thread: its id tells them apart.
+#[cfg(kthread_loom)]
+fn me() -> Me {
+    loom::thread::current().id()
+}
+
 /// `Hooks::senders`: the thread is exiting; send nothing.
 const GONE: u32 = 1 << 31;
 
@@ -91,7 +108,7 @@ struct Locked {
     /// Registered stop callbacks, oldest first.
     callbacks: Vec<(u64, Callback)>,
     /// Callbacks running now, and the thread running each.
-    running: Vec<(u64, i32)>,
+    running: Vec<(u64, Me)>,
     next_id: u64,
 }
 
@@ -124,6 +141,12 @@ impl Hooks {
     #[inline]
     pub(crate) fn mark_unseen(&self, reason: u32) {
         self.unacked.fetch_or(reason, Ordering::AcqRel);
+    }
+
+    /// Models only: the requests not yet seen.
+    #[cfg(all(kthread_loom, test))]
+    pub(crate) fn unseen(&self) -> u32 {
+        self.unacked.load(Ordering::Acquire)
     }
 
     /// A request of `reason` was refused before it was published.
@@ -493,7 +516,7 @@ pub(crate) fn freeze_changed(tasks: &[Task], freezing: bool) {
 /// last one at the start) is its registrant's to run ([`Task::on_stop`]).
 pub(crate) fn run_stop_callbacks(t: &Task) {
     let h = t.inner().hooks();
-    let me = gettid();
+    let me = me();
     let last = lock(&h.locked).next_id;
     while let Some(id) = {
         let l = lock(&h.locked);
@@ -508,7 +531,7 @@ pub(crate) fn run_stop_callbacks(t: &Task) {
 
 /// Takes callback `id` off the list, if it is still there, and runs it
 /// here; whether it did.
-fn run_callback(h: &Hooks, id: u64, me: i32) -> bool {
+fn run_callback(h: &Hooks, id: u64, me: Me) -> bool {
     let f = {
         let mut l = lock(&h.locked);
         let Some(pos) = l.callbacks.iter().position(|&(c, _)| c == id) else {
@@ -571,7 +594,7 @@ impl Drop for StopCallback {
             return;
         }
         let h = self.task.inner().hooks();
-        let me = gettid();
+        let me = me();
         let mut l = lock(&h.locked);
         loop {
             if let Some(pos) = l.callbacks.iter().position(|&(id, _)| id == self.id) {
@@ -582,7 +605,7 @@ impl Drop for StopCallback {
             }
             match l.running.iter().find(|&&(id, _)| id == self.id) {
                 None => return,                         // ran already
-                Some(&(_, tid)) if tid == me => return, // dropped from inside it
+                Some(&(_, who)) if who == me => return, // dropped from inside it
                 Some(_) => {}
             }
             let seen = h.callback_done.load(Ordering::Acquire);
@@ -698,7 +721,7 @@ impl Task {
             // The stop came first: we run our callback, unless a stopper
             // that began before our registration took it (then the guard
             // waits for it, as for any running callback).
-            if run_callback(h, id, gettid()) {
+            if run_callback(h, id, me()) {
                 return inert;
             }
         }
