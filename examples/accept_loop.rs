@@ -54,7 +54,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The kthread now sits in accept() with no client to come.
     let t = Instant::now();
     let served = server.stop()?;
-    println!("served {served} clients; stop returned in {:?}", t.elapsed());
+    println!(
+        "served {served} clients; stop returned in {:?}",
+        t.elapsed()
+    );
     assert_eq!(served, 3);
     Ok(())
 }
