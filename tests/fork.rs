@@ -298,3 +298,75 @@ fn inherited_objects_answer_forked_at_once_and_drop_without_waiting() {
     assert_eq!(sleeper.stop().expect("parent stop"), 5);
     worker.destroy();
 }
+
+/// A blocking `read()` on `fd` until the stop: `EINTR` means "look at
+/// `should_stop()` again".
+fn read_until_stopped(fd: std::os::fd::RawFd) -> u32 {
+    let mut interrupted = 0;
+    let mut buf = [0u8; 8];
+    while !kthread::should_stop() {
+        // SAFETY: reads at most 8 bytes into `buf`.
+        if unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } < 0 {
+            interrupted += 1;
+        }
+    }
+    interrupted
+}
+
+#[test]
+fn inherited_hooks_answer_forked_and_the_child_interrupts_its_own_kthreads() {
+    use std::os::fd::AsRawFd;
+    let _s = serial();
+    let _w = common::watchdog("inherited_hooks", common::WATCHDOG);
+    let (r, _w_end) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let fd = r.as_raw_fd();
+    let blocked = kthread::Builder::new("parent-reader")
+        .interrupt_on_stop(true)
+        .run(move || read_until_stopped(fd))
+        .expect("run");
+    let task = blocked.task().clone();
+    let _fd = task.stop_fd().expect("stop fd in the parent");
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = ran.clone();
+    let _cb = task.on_stop(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
+
+    // SAFETY: the child ends in `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let code = (|| {
+            if !matches!(task.stop_fd(), Err(kthread::Error::Forked))
+                || !matches!(task.send_signal(libc::SIGTERM), Err(kthread::Error::Forked))
+            {
+                return 1;
+            }
+            let late = task.on_stop(|| unreachable!("an inherited task is never stopped here"));
+            drop(late);
+            drop(task); // the parent's timer is not the child's to delete
+                        // The child's own interruptible kthread, stopped while in read().
+            let (r, _w) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let fd = r.as_raw_fd();
+            let own = kthread::Builder::new("child-reader")
+                .interrupt_on_stop(true)
+                .run(move || read_until_stopped(fd))
+                .expect("child run");
+            own.request_stop(); // re-sent by its timer if the first is spent
+            match own.stop() {
+                Ok(_) => 0,
+                Err(_) => 2,
+            }
+        })();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let killed = common::await_child_exit(pid, CHILD_LIMIT);
+    let status = common::reap_child(pid);
+    assert!(!killed, "the child hung");
+    assert_eq!(status, 0, "child step {status} failed");
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    blocked.stop().expect("parent stop");
+    assert!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        "the parent's callback ran"
+    );
+}

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 /// A POSIX timer aimed at one thread; deleted by [`ThreadTimer::delete`]
 /// (not on drop: the owner decides when no signal may come any more).
+///
+/// Timers are not inherited across `fork()`, and the child numbers its
+/// own from the start again: a copy inherited from the parent (its
+/// process generation is older) is never armed nor deleted, so it cannot
+/// touch a timer of the child's that got the same id.
 #[derive(Debug)]
-pub(crate) struct ThreadTimer(libc::timer_t);
+pub(crate) struct ThreadTimer(libc::timer_t, u32);
 
 // SAFETY: a timer id is a process-wide handle; any thread may arm it.
 unsafe impl Send for ThreadTimer {}
@@ -17,6 +22,12 @@ unsafe impl Send for ThreadTimer {}
 unsafe impl Sync for ThreadTimer {}
 
 impl ThreadTimer {
+    /// Whether this is a `fork()` child's copy of its parent's timer.
+    /// Async-signal-safe (one atomic load).
+    fn inherited(&self) -> bool {
+        self.1 != super::fork::generation()
+    }
+
     /// A timer on `CLOCK_MONOTONIC` that sends `sig` to thread `tid` of
     /// this process when it expires; disarmed.
     pub(crate) fn new(tid: libc::pid_t, sig: libc::c_int) -> io::Result<ThreadTimer> {
@@ -29,13 +40,16 @@ impl ThreadTimer {
             ev.sigev_notify_thread_id = tid;
             let mut id: libc::timer_t = std::mem::zeroed();
             super::cvt(libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id))?;
-            Ok(ThreadTimer(id))
+            Ok(ThreadTimer(id, super::fork::born()))
         }
     }
 
     /// Arms the timer to fire once, `after` from now (replacing any earlier
     /// arming). Async-signal-safe.
     pub(crate) fn arm(&self, after: Duration) -> io::Result<()> {
+        if self.inherited() {
+            return Ok(()); // the parent's: its thread does not exist here
+        }
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -55,6 +69,9 @@ impl ThreadTimer {
 
     /// Deletes the timer; a pending expiry is cancelled.
     pub(crate) fn delete(self) -> io::Result<()> {
+        if self.inherited() {
+            return Ok(());
+        }
         // SAFETY: a live timer, consumed here.
         super::cvt(unsafe { libc::timer_delete(self.0) }).map(drop)
     }

@@ -89,8 +89,10 @@ pub(crate) struct Hooks {
     fd: OnceLock<EventFd>,
     /// The thread's re-send timer, created when it opts in and deleted
     /// with the task (it signals that thread and no other; the kernel drops
-    /// what it sends once the thread has exited).
-    timer: OnceLock<ThreadTimer>,
+    /// what it sends once the thread has exited). `std`'s cell in every
+    /// build: the signal handler reads it, and the annotated one of
+    /// `kthread_valgrind` takes a lock.
+    timer: std::sync::OnceLock<ThreadTimer>,
     /// Requesters inside their `tgkill` (low bits), and [`GONE`] once the
     /// thread is exiting: glibc's `pthread_kill` exit lock, without the
     /// lock. The thread waits at exit for the senders that came first, so
@@ -120,7 +122,7 @@ impl Hooks {
             unacked: AtomicU32::new(0),
             resend_us: AtomicU32::new(FIRST_RESEND_US),
             fd: OnceLock::new(),
-            timer: OnceLock::new(),
+            timer: std::sync::OnceLock::new(),
             senders: AtomicU32::new(0),
             callback_done: AtomicU32::new(0),
             locked: Mutex::new(Locked::default()),

@@ -15,7 +15,7 @@
 #![allow(dead_code)]
 
 use kthread::{DelayedWork, Kthread, StopError, TaskState, Work, Worker};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,25 @@ struct Thread {
     woken: bool,
     ran: Arc<AtomicBool>,
     parked: bool,
+    /// Half of them are created with `interrupt_on_stop`, a stop fd and a
+    /// stop callback counting its runs: the callback runs exactly once.
+    hooks: Option<(Arc<AtomicUsize>, kthread::StopCallback)>,
+}
+
+impl Thread {
+    /// Stops the kthread; checks its stop callback ran exactly once.
+    fn stop(self, seed: u64) -> Result<u64, StopError> {
+        let r = self.k.stop();
+        if let Some((runs, guard)) = self.hooks {
+            assert_eq!(
+                runs.load(Ordering::SeqCst),
+                1,
+                "seed {seed}: stop callback runs"
+            );
+            drop(guard);
+        }
+        r
+    }
 }
 
 fn parkable(ran: Arc<AtomicBool>) -> impl FnOnce() -> u64 + Send + 'static {
@@ -217,15 +236,28 @@ fn driver(seed: u64, id: usize, shared: &Shared, keep_going: &dyn Fn(u64) -> boo
             }
             8 | 9 if threads.len() < 4 => {
                 let ran = Arc::new(AtomicBool::new(false));
-                let k = kthread::create(&format!("stress/{id}"), parkable(ran.clone()))
+                let hooked = rng.below(2) == 0;
+                let k = kthread::Builder::new(format!("stress/{id}"))
+                    .interrupt_on_stop(hooked)
+                    .create(parkable(ran.clone()))
                     .expect("create");
                 shared.totals.kthreads.fetch_add(1, Ordering::Relaxed);
                 assert!(!ran.load(Ordering::SeqCst), "seed {seed}: ran before wake");
+                let hooks = hooked.then(|| {
+                    k.task().stop_fd().expect("stop fd");
+                    let runs = Arc::new(AtomicUsize::new(0));
+                    let r = runs.clone();
+                    let guard = k.task().on_stop(move || {
+                        r.fetch_add(1, Ordering::SeqCst);
+                    });
+                    (runs, guard)
+                });
                 threads.push(Thread {
                     k,
                     woken: false,
                     ran,
                     parked: false,
+                    hooks,
                 });
             }
             10 if !threads.is_empty() => {
@@ -255,12 +287,13 @@ fn driver(seed: u64, id: usize, shared: &Shared, keep_going: &dyn Fn(u64) -> boo
             }
             13 if !threads.is_empty() => {
                 let t = threads.swap_remove(rng.below(threads.len() as u64) as usize);
-                match t.k.stop() {
-                    Ok(_) => assert!(t.woken, "seed {seed}: ran without a wake"),
+                let (woken, ran) = (t.woken, t.ran.clone());
+                match t.stop(seed) {
+                    Ok(_) => assert!(woken, "seed {seed}: ran without a wake"),
                     Err(StopError::NotStarted) => {
-                        assert!(!t.woken, "seed {seed}: woken but never ran");
+                        assert!(!woken, "seed {seed}: woken but never ran");
                         assert!(
-                            !t.ran.load(Ordering::SeqCst),
+                            !ran.load(Ordering::SeqCst),
                             "seed {seed}: ran after NotStarted"
                         );
                     }
@@ -297,7 +330,7 @@ fn driver(seed: u64, id: usize, shared: &Shared, keep_going: &dyn Fn(u64) -> boo
     }
     for t in threads {
         let woken = t.woken;
-        match t.k.stop() {
+        match t.stop(seed) {
             Ok(_) => assert!(woken),
             Err(StopError::NotStarted) => assert!(!woken),
             Err(e) => panic!("seed {seed}: stop: {e}"),
