@@ -26,12 +26,15 @@
 #
 # Environment:
 #   KTHREAD_STRESS_SEED  seed (default: from the clock; printed, so a failure replays)
-#   KTHREAD_VG_OPS       operations per driver per round (default: helgrind 6000,
-#                        drd 500, memcheck 30000; memcheck is the fastest tool;
+#   KTHREAD_VG_OPS       operations per driver per round (default: helgrind 4000,
+#                        drd 250, memcheck 30000; memcheck is the fastest tool;
 #                        drd handles the annotations' happens-before edges in
 #                        time that grows faster than the number of operations:
-#                        3,000 operations take about 50 s, 48,000 did not end
-#                        in 12 minutes)
+#                        3,000 operations took about 50 s, 48,000 did not end
+#                        in 12 minutes; since half the stress model's kthreads
+#                        are interruptible (a signal per stop and park, which
+#                        the tools make expensive), 3,000 take 300 s and
+#                        1,500 about 70 s)
 #   KTHREAD_VG_ROUNDS    rounds; each builds and destroys its workers (default 2)
 #   KTHREAD_VG_DRIVERS   driver threads (default 3)
 #   KTHREAD_VG_FLAGS     extra valgrind flags (for example --fair-sched=yes, much slower)
@@ -96,12 +99,12 @@ for tool in "${tools[@]}"; do
         helgrind)
             flags+=(--history-level=approx --check-stack-refs=no --suppressions=valgrind/helgrind.supp)
             envs=(GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0)
-            ops="${KTHREAD_VG_OPS:-6000}"
+            ops="${KTHREAD_VG_OPS:-4000}"
             ;;
         drd)
             flags+=(--suppressions=valgrind/drd.supp)
             envs=(GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0)
-            ops="${KTHREAD_VG_OPS:-500}"
+            ops="${KTHREAD_VG_OPS:-250}"
             ;;
         memcheck)
             flags+=(--leak-check=full --errors-for-leak-kinds=definite
