@@ -309,12 +309,12 @@ impl<T> Kthread<T> {
         self.task.clone()
     }
 
-    /// Parks the kthread and returns once it sits in [`parkme`]; mirrors `kthread_park()`.
+    /// Parks the kthread and returns once it sits in [`parkme`](crate::parkme); mirrors `kthread_park()`.
     ///
     /// A kthread never woken may be parked: that counts as its first wake,
     /// and it parks before its function runs. Errors: [`Error::AlreadyParked`]
     /// if it is parked or being parked, [`Error::Exited`] if it has returned or is being stopped.
-    /// The thread must call [`should_park`]/[`parkme`] in its loop (as in the kernel).
+    /// The thread must call [`should_park`](crate::should_park)/[`parkme`](crate::parkme) in its loop (as in the kernel).
     ///
     /// ```
     /// let k = kthread::run("parkable", || {

@@ -9,7 +9,7 @@
 //!
 //! Files: `mod.rs` (the types and the work state word), `lock.rs` (the
 //! futex lock), `list.rs` (the incoming stack, the FIFO list and the timer
-//! list, reachable only through the lock guard [`Locked`](list::Locked)),
+//! list, reachable only through the lock guard `list::Locked`),
 //! `claim.rs` (the `PENDING` claim, queue, delayed queue, `mod_delayed`),
 //! `flush.rs` (flush sentinels, flush, cancel), `run.rs` (the worker loop
 //! and its idle spin). The protocols and their proof sketches are in
@@ -125,7 +125,7 @@ pub struct RawDelayedWork {
 ///   [`worker_fn`] on this worker; that thread clears it under the lock,
 ///   then waits until no producer is between reading it and waking it
 ///   (`wakers`), before it leaves the loop.
-/// * The `Guarded` fields are touched only through [`Locked`].
+/// * The `Guarded` fields are touched only through `Locked`.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct RawWorker {
