@@ -2188,3 +2188,45 @@ fn no_interruption_is_re_sent_for_a_signal_disallow_signal_forgot() -> Res {
     );
     Ok(())
 }
+
+/// As in Linux 5.11+ (`kthread_stop()` sets `TIF_NOTIFY_SIGNAL`), a stop
+/// counts as a pending signal: a long interruptible sleep ends at once with
+/// the time left, a later one does not sleep at all, and `flush_signals`
+/// does not clear it; no `interrupt_on_stop` is needed for the library's
+/// own sleeps.
+#[test]
+fn a_stop_ends_the_library_s_interruptible_sleeps_and_stays_pending() -> Res {
+    let _w = watchdog("stop_ends_sleep_for", WATCHDOG);
+    let k = kthread::run("stop-sleep-for", || {
+        let left = kthread::task::sleep_for(Duration::from_secs(60), TaskState::Interruptible);
+        kthread::flush_signals();
+        let t0 = Instant::now();
+        let again = kthread::task::sleep_for(Duration::from_secs(60), TaskState::Interruptible);
+        (
+            left,
+            again,
+            t0.elapsed(),
+            kthread::signal_pending(),
+            kthread::fatal_signal_pending(),
+        )
+    })?;
+    until_state(k.task(), TaskState::Interruptible);
+    let (left, again, took, pending, fatal) = k.stop()?;
+    assert!(
+        left > Duration::ZERO,
+        "the stop ended the first sleep: {left:?} left"
+    );
+    assert!(
+        again > Duration::from_secs(59),
+        "the second did not sleep: {again:?} left"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the second sleep took {took:?}"
+    );
+    assert!(
+        pending && !fatal,
+        "a stop is a pending, not a fatal, signal"
+    );
+    Ok(())
+}

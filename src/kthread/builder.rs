@@ -146,6 +146,10 @@ impl Builder {
     /// restart by themselves (std's `accept`, `thread::sleep`, `read_exact`)
     /// are not interrupted; use the raw call, or a [stop
     /// callback](crate::Task::on_stop) or the [stop fd](crate::Task::stop_fd).
+    /// To sleep, use the library's own interruptible sleeps
+    /// ([`sleep_for`](crate::task::sleep_for) with `Interruptible`,
+    /// [`schedule_timeout`](crate::schedule_timeout)): a stop ends them at
+    /// once, with or without this option.
     ///
     /// ```
     /// let (r, w) = std::os::unix::net::UnixStream::pair()?;

@@ -756,13 +756,11 @@ impl Task {
     ///     a.complete();
     ///     let wq = kthread::WaitQueue::new();
     ///     let r = wq.wait_event_interruptible(|| false); // only a signal ends it
-    ///     let pending = kthread::signal_pending();
-    ///     kthread::flush_signals();
-    ///     (r.is_err(), pending, kthread::signal_pending())
+    ///     (r.is_err(), kthread::dequeue_signal(), kthread::dequeue_signal())
     /// })?;
     /// allowed.wait();
     /// k.task().send_signal(libc::SIGUSR1)?; // ends the wait, before or in it
-    /// assert_eq!(k.stop()?, (true, true, false));
+    /// assert_eq!(k.stop()?, (true, Some(libc::SIGUSR1), None));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_signal(&self, sig: c_int) -> Result<(), Error> {
