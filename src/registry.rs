@@ -4,7 +4,7 @@
 //! nothing below it depends on it.
 
 use crate::sys::{procfs, sched};
-use crate::task::{flags, list, Policy, TaskState};
+use crate::task::{flags, list, Policy, Task, TaskState};
 use std::fmt;
 use std::time::Duration;
 
@@ -34,9 +34,25 @@ pub struct TaskFlags {
     pub should_stop: bool,
     /// A park has been requested.
     pub should_park: bool,
+    /// Its blocking system calls can be interrupted: created with
+    /// [`Builder::interrupt_on_stop`](crate::Builder::interrupt_on_stop),
+    /// or it allowed a signal ([`allow_signal`](crate::allow_signal)).
+    pub interruptible: bool,
+    /// A signal sent to it ([`Task::send_signal`](crate::Task::send_signal))
+    /// is pending (a stop, which also counts for `signal_pending()`, is
+    /// `should_stop`).
+    pub signal_pending: bool,
 }
 
 impl TaskFlags {
+    fn of(t: &Task) -> TaskFlags {
+        TaskFlags {
+            interruptible: t.hooks().interruptible(),
+            signal_pending: t.hooks().pending() != 0,
+            ..TaskFlags::from_raw(t.flags().load())
+        }
+    }
+
     fn from_raw(f: u32) -> TaskFlags {
         TaskFlags {
             bound: f & flags::BOUND != 0,
@@ -46,6 +62,8 @@ impl TaskFlags {
             worker: f & flags::WORKER != 0,
             should_stop: f & flags::SHOULD_STOP != 0,
             should_park: f & flags::SHOULD_PARK != 0,
+            interruptible: false,
+            signal_pending: false,
         }
     }
 
@@ -56,6 +74,8 @@ impl TaskFlags {
             (self.bound, 'B'),
             (self.per_cpu, 'C'),
             (self.freezable, 'Z'),
+            (self.interruptible, 'i'),
+            (self.signal_pending, 'g'),
             (self.should_park, 'p'),
             (self.should_stop, 's'),
         ]
@@ -122,7 +142,7 @@ pub fn list() -> Vec<TaskInfo> {
                 name: t.name().to_owned(),
                 tid,
                 state: t.state(),
-                flags: TaskFlags::from_raw(t.flags().load()),
+                flags: TaskFlags::of(t),
                 allowed_cpus: sched::affinity(tid).map(|s| s.to_vec()).unwrap_or_default(),
                 node: t.node(),
                 last_cpu: stat.last_cpu,
@@ -212,7 +232,7 @@ impl fmt::Display for Ps {
             f,
             "(S: R run, S sleep, D uninterruptible, I idle, P parked, F frozen, X dead; \
              POL: TS normal, B batch, IDL idle, FF fifo, RR round-robin, with priority; \
-             FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, p should-park, s should-stop)"
+             FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, i interruptible, g signal pending, p should-park, s should-stop)"
         )
     }
 }

@@ -2230,3 +2230,55 @@ fn a_stop_ends_the_library_s_interruptible_sleeps_and_stays_pending() -> Res {
     );
     Ok(())
 }
+
+/// `list()` and `ps()` show which kthreads can be interrupted and which
+/// have a signal pending.
+#[test]
+fn the_registry_shows_interruptible_kthreads_and_pending_signals() -> Res {
+    let _w = watchdog("registry_hooks", WATCHDOG);
+    let plain = kthread::run("reg-plain", idle_until_stop)?;
+    let allowed = Arc::new(kthread::Completion::new());
+    let release = Arc::new(kthread::Completion::new());
+    let (a, r) = (allowed.clone(), release.clone());
+    let hooked = kthread::Builder::new("reg-hooked")
+        .interrupt_on_stop(true)
+        .run(move || {
+            kthread::allow_signal(libc::SIGUSR1).expect("allow");
+            a.complete();
+            r.wait(); // uninterruptible: the signal stays pending, no busy loop
+        })?;
+    allowed.wait();
+    hooked.task().send_signal(libc::SIGUSR1)?;
+    let row = |tid: i32| {
+        kthread::list()
+            .into_iter()
+            .find(|r| r.tid == tid)
+            .expect("listed")
+    };
+    let (p, h) = (row(plain.task().tid()), row(hooked.task().tid()));
+    assert!(
+        !p.flags.interruptible && !p.flags.signal_pending,
+        "{:?}",
+        p.flags
+    );
+    assert!(
+        h.flags.interruptible && h.flags.signal_pending,
+        "{:?}",
+        h.flags
+    );
+    let table = kthread::ps().to_string();
+    let flags_of = |name: &str| {
+        let line = table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no ps line for {name}:\n{table}"));
+        line.split_whitespace().nth(3).unwrap_or("").to_owned()
+    };
+    // (An empty FLAGS column is blank, so only a non-empty one is read.)
+    let hf = flags_of("reg-hooked");
+    assert!(hf.contains('i') && hf.contains('g'), "FLAGS {hf}\n{table}");
+    release.complete();
+    plain.stop()?;
+    hooked.stop()?;
+    Ok(())
+}

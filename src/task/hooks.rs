@@ -145,6 +145,11 @@ impl Hooks {
         self.unacked.fetch_or(reason, Ordering::AcqRel);
     }
 
+    /// Whether the thread opted in to interruption (its timer exists).
+    pub(crate) fn interruptible(&self) -> bool {
+        self.timer.get().is_some()
+    }
+
     /// Models only: the requests not yet seen.
     #[cfg(all(kthread_loom, test))]
     pub(crate) fn unseen(&self) -> u32 {
