@@ -134,7 +134,7 @@ pub(crate) fn request_stop_by(task: &Task, by: hooks::Resend) {
     }
     let prev = task.flags().request_stop();
     if prev & flags::HOOKED != 0 {
-        hooks::requested(task, hooks::STOP, by);
+        hooks::requested(task, by);
     }
     unpark_task(task);
     task.wake_state(task::WAKE_NORMAL | task::WAKE_FROZEN);

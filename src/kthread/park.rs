@@ -51,7 +51,7 @@ impl Task {
             }
         };
         if prev & flags::HOOKED != 0 {
-            hooks::requested(self, hooks::PARK, hooks::Resend::Waiter);
+            hooks::requested(self, hooks::Resend::Waiter);
         }
         crate::trace::event!(DEBUG, "kthread_park", self.name(), self.tid());
         if own {

@@ -410,16 +410,14 @@ pub(crate) enum Resend {
     Waiter,
 }
 
-/// Records `reason` as unseen and interrupts the thread's blocking call
-/// (module docs).
-fn interrupt(t: &Task, reason: u32, by: Resend) {
-    let h = t.inner().hooks();
-    let _ = reason; // marked unseen before the request was published
-                    // Pairs with the fence in `opt_in`: either we see its timer, or it
-                    // sees our reason (and arms the re-send itself).
+/// Interrupts the thread's blocking call, for a request already marked
+/// unseen (module docs); with [`Resend::Timer`], arms the re-sends.
+fn interrupt(t: &Task, by: Resend) {
+    // Pairs with the fence in `opt_in`: either we see its timer, or it
+    // sees the mark (and arms the re-send itself).
     fence(Ordering::SeqCst);
     if send(t) && by == Resend::Timer {
-        arm_resend(h);
+        arm_resend(t.inner().hooks());
     }
 }
 
@@ -483,12 +481,12 @@ pub(crate) fn wait_resending(
 /// A stop, park or freeze of `t` was requested (its flag is set); `t`
 /// has hooks. Raises the stop fd and, if `t` was created with
 /// `interrupt_on_stop`, interrupts its blocking call.
-pub(crate) fn requested(t: &Task, reason: u32, by: Resend) {
+pub(crate) fn requested(t: &Task, by: Resend) {
     let mut l = lock(&t.inner().hooks().locked);
     sync_fd(t, &mut l);
     drop(l);
     if t.has(flags::INTERRUPT_ON_STOP) && !is_current(t) {
-        interrupt(t, reason, by);
+        interrupt(t, by);
     }
 }
 
@@ -510,7 +508,7 @@ pub(crate) fn freeze_changed(tasks: &[Task], freezing: bool) {
             if t.has(flags::INTERRUPT_ON_STOP) {
                 t.hooks().mark_unseen(FREEZE); // seen once it sits frozen
             }
-            requested(t, FREEZE, Resend::Waiter);
+            requested(t, Resend::Waiter);
         } else {
             withdrawn(t, FREEZE);
         }
@@ -795,7 +793,7 @@ impl Task {
         drop(l);
         self.wake_state(mask);
         if !is_current(self) {
-            interrupt(self, SIGNAL, Resend::Timer);
+            interrupt(self, Resend::Timer);
         }
         Ok(())
     }
