@@ -2282,3 +2282,79 @@ fn the_registry_shows_interruptible_kthreads_and_pending_signals() -> Res {
     hooked.stop()?;
     Ok(())
 }
+
+/// A mask field (`SigBlk`, ...) of thread `tid`'s status.
+fn thread_sig_field(tid: i32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).expect("status");
+    let line = s
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|l| l.strip_prefix(':')))
+        .unwrap_or_else(|| panic!("{field} line"));
+    u64::from_str_radix(line.trim(), 16).expect("hex mask")
+}
+
+/// Every asynchronous signal stays blocked on kthreads; one that opted in
+/// (`interrupt_on_stop`, or an allowed signal) has exactly the library's
+/// interruption signal unblocked, and allowing a signal unblocks nothing
+/// else (it is recorded, never delivered).
+#[test]
+fn an_interruptible_kthread_unblocks_only_the_interruption_signal() -> Res {
+    let _w = watchdog("interrupt_mask", WATCHDOG);
+    let ready = Arc::new(kthread::Completion::new());
+    let release = Arc::new(kthread::Completion::new());
+    let spawn = |name: &str, interruptible: bool, allow: bool| {
+        let (ready, release) = (ready.clone(), release.clone());
+        kthread::Builder::new(name)
+            .interrupt_on_stop(interruptible)
+            .run(move || {
+                if allow {
+                    kthread::allow_signal(libc::SIGTERM).expect("allow");
+                }
+                ready.complete();
+                release.wait();
+            })
+    };
+    let plain = spawn("mask-plain", false, false)?;
+    let on_stop = spawn("mask-on-stop", true, false)?;
+    let allowed = spawn("mask-allowed", false, true)?;
+    for _ in 0..3 {
+        ready.wait();
+    }
+    let sig = kthread::interrupt_signal().expect("chosen by now");
+    // SIGKILL and SIGSTOP cannot be blocked (the kernel never shows them),
+    // nor can glibc's own signals below SIGRTMIN (pthread_sigmask drops them).
+    let unblockable = (32..libc::SIGRTMIN())
+        .fold(sig_bit(libc::SIGKILL) | sig_bit(libc::SIGSTOP), |m, s| {
+            m | sig_bit(s)
+        });
+    let all = (u64::MAX >> (64 - libc::SIGRTMAX() as u32)) & !unblockable;
+    let blk = |k: &kthread::Kthread<()>| thread_sig_field(k.task().tid(), "SigBlk") & !unblockable;
+    let masks = [blk(&plain), blk(&on_stop), blk(&allowed)];
+    let caught = thread_sig_field(on_stop.task().tid(), "SigCgt");
+    release.complete_all(); // before any assert: a failed one must not hang the drops
+    for k in [plain, on_stop, allowed] {
+        k.stop()?;
+    }
+    assert_eq!(
+        masks[0], all,
+        "a plain kthread blocks everything: {:#x}",
+        masks[0]
+    );
+    assert_eq!(
+        masks[1],
+        all & !sig_bit(sig),
+        "interrupt_on_stop: {:#x}",
+        masks[1]
+    );
+    assert_eq!(
+        masks[2],
+        all & !sig_bit(sig),
+        "allow_signal(SIGTERM): {:#x}",
+        masks[2]
+    );
+    assert!(
+        caught & sig_bit(sig) != 0,
+        "the handler is installed: {caught:#x}"
+    );
+    Ok(())
+}
