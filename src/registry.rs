@@ -112,8 +112,13 @@ pub struct TaskInfo {
     pub node: Option<usize>,
     /// CPU it last ran on (`/proc/self/task/TID/stat`).
     pub last_cpu: usize,
-    /// User plus system CPU time.
+    /// User plus system CPU time (the thread's CPU clock: nanoseconds).
     pub cpu_time: Duration,
+    /// Context switches by sleeping (`voluntary_ctxt_switches`).
+    pub voluntary_switches: u64,
+    /// Preemptions (`nonvoluntary_ctxt_switches`): many of these, and the
+    /// thread competes for its CPU.
+    pub involuntary_switches: u64,
     /// Scheduling policy (`sched_getscheduler`).
     pub policy: Policy,
     /// Nice value (`getpriority`).
@@ -147,6 +152,8 @@ pub fn list() -> Vec<TaskInfo> {
                 node: t.node(),
                 last_cpu: stat.last_cpu,
                 cpu_time: stat.cpu_time,
+                voluntary_switches: stat.voluntary_switches,
+                involuntary_switches: stat.involuntary_switches,
                 policy: t.policy(),
                 nice: t.nice(),
                 env_notes: t.env_notes(),
@@ -155,6 +162,29 @@ pub fn list() -> Vec<TaskInfo> {
         .collect();
     out.sort_by_key(|i| i.tid);
     out
+}
+
+/// CPU time with three significant digits in a unit that fits (`812ns`,
+/// `45.3µs`, `12.0ms`, `3.21s`): the clock is exact, the table is narrow.
+fn cpu_time(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    let (v, unit) = if ns < 1e3 {
+        return format!("{}ns", d.as_nanos());
+    } else if ns < 1e6 {
+        (ns / 1e3, "µs")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let digits = if v < 10.0 {
+        2
+    } else if v < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{v:.digits$}{unit}")
 }
 
 /// A printable `ps`-like table of [`list`].
@@ -200,13 +230,13 @@ impl fmt::Display for Ps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>9}",
-            "TID", "NAME", "S", "FLAGS", "POL", "NI", "CPUS", "NODE", "LAST", "TIME"
+            "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>9} {:>13}",
+            "TID", "NAME", "S", "FLAGS", "POL", "NI", "CPUS", "NODE", "LAST", "TIME", "CSW VOL/INV"
         )?;
         for i in &self.0 {
             writeln!(
                 f,
-                "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>7.3}ms{}",
+                "{:>7}  {:<20} {:<2} {:<7} {:<4} {:>3} {:<8} {:>4} {:>4} {:>9} {:>13}{}",
                 i.tid,
                 i.name,
                 i.state.letter(),
@@ -220,7 +250,8 @@ impl fmt::Display for Ps {
                 cpu_list(&i.allowed_cpus),
                 i.node.map_or("-".to_owned(), |n| n.to_string()),
                 i.last_cpu,
-                i.cpu_time.as_secs_f64() * 1e3,
+                cpu_time(i.cpu_time),
+                format!("{}/{}", i.voluntary_switches, i.involuntary_switches),
                 if i.env_notes.is_empty() {
                     String::new()
                 } else {
@@ -232,7 +263,8 @@ impl fmt::Display for Ps {
             f,
             "(S: R run, S sleep, D uninterruptible, I idle, P parked, F frozen, X dead; \
              POL: TS normal, B batch, IDL idle, FF fifo, RR round-robin, with priority; \
-             FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, i interruptible, g signal pending, p should-park, s should-stop)"
+             FLAGS: K kthreadd, W worker, B bound, C per-CPU, Z freezable, i interruptible, g signal pending, p should-park, s should-stop; \
+             TIME: CPU time; CSW: context switches, voluntary (sleeps) / involuntary (preempted))"
         )
     }
 }
@@ -243,5 +275,15 @@ mod tests {
     fn cpu_lists_compress_ranges() {
         assert_eq!(super::cpu_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
         assert_eq!(super::cpu_list(&[]), "");
+    }
+
+    #[test]
+    fn cpu_times_keep_three_significant_digits() {
+        use std::time::Duration;
+        assert_eq!(super::cpu_time(Duration::from_nanos(812)), "812ns");
+        assert_eq!(super::cpu_time(Duration::from_nanos(45_300)), "45.3µs");
+        assert_eq!(super::cpu_time(Duration::from_micros(1_234)), "1.23ms");
+        assert_eq!(super::cpu_time(Duration::from_millis(120)), "120ms");
+        assert_eq!(super::cpu_time(Duration::from_millis(3_210)), "3.21s");
     }
 }

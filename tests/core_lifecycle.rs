@@ -869,13 +869,52 @@ fn list_shows_kthreadd_and_live_kthreads_with_states() -> Res {
     Ok(())
 }
 
+/// `list()` reads each thread's CPU clock (not `stat`'s 10 ms ticks) and
+/// its context switches: a kthread that ran and slept shows both.
+#[test]
+fn list_shows_exact_cpu_time_and_context_switches() -> Res {
+    let _w = watchdog("list_cpu_time", WATCHDOG);
+    let slept = Arc::new(kthread::Completion::new());
+    let s = slept.clone();
+    let k = kthread::run("k-cpu-time", move || {
+        let mut x = 0u64;
+        for i in 0..200_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        kthread::task::sleep_for(Duration::from_millis(1), TaskState::Uninterruptible);
+        s.complete();
+        while !kthread::should_stop() {
+            kthread::set_current_state(TaskState::Interruptible);
+            if !kthread::should_stop() {
+                kthread::schedule();
+            }
+            kthread::set_current_state(TaskState::Running);
+        }
+        x
+    })?;
+    slept.wait();
+    let row = kthread::list()
+        .into_iter()
+        .find(|r| r.tid == k.task().tid())
+        .expect("listed");
+    k.stop()?;
+    assert!(row.cpu_time > Duration::ZERO, "{:?}", row.cpu_time);
+    assert!(
+        row.cpu_time.subsec_nanos() % 1_000_000 != 0 || row.cpu_time.as_millis() % 10 != 0,
+        "in clock ticks, not nanoseconds: {:?}",
+        row.cpu_time
+    );
+    assert!(row.voluntary_switches >= 1, "it slept: {row:?}");
+    Ok(())
+}
+
 #[test]
 fn ps_table_prints() -> Res {
     let _w = watchdog("ps_table_prints", WATCHDOG);
     let k = kthread::create("k-ps-shown", || ())?;
     let table = kthread::ps().to_string();
     let header = table.lines().next().unwrap();
-    for col in ["TID", "NAME", "S", "FLAGS", "CPUS", "TIME"] {
+    for col in ["TID", "NAME", "S", "FLAGS", "CPUS", "TIME", "CSW"] {
         assert!(header.contains(col), "header lacks {col}: {header}");
     }
     let line = table
