@@ -40,7 +40,13 @@
 //! (policy), [`percpu`] and [`worker`]; and at the top the registry
 //! ([`list`], [`ps`]).
 
-#![cfg(target_os = "linux")]
+// The kernel's thread model over Linux's futexes, `/proc`, affinity,
+// signals and timers: on any other system, one clear error first.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "kthread runs on Linux only: it is built on futexes, /proc, sched_setaffinity, \
+     eventfd and per-thread POSIX timers"
+);
 
 pub mod completion;
 mod error;
