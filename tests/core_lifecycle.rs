@@ -883,20 +883,11 @@ fn list_shows_exact_cpu_time_and_context_switches() -> Res {
         }
         kthread::task::sleep_for(Duration::from_millis(1), TaskState::Uninterruptible);
         s.complete();
-        while !kthread::should_stop() {
-            kthread::set_current_state(TaskState::Interruptible);
-            if !kthread::should_stop() {
-                kthread::schedule();
-            }
-            kthread::set_current_state(TaskState::Running);
-        }
+        common::sleep_until_stopped();
         x
     })?;
     slept.wait();
-    let row = kthread::list()
-        .into_iter()
-        .find(|r| r.tid == k.task().tid())
-        .expect("listed");
+    let row = common::row(k.task().tid()).expect("listed");
     k.stop()?;
     assert!(row.cpu_time > Duration::ZERO, "{:?}", row.cpu_time);
     assert!(

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{gettid, os_state, wait_briefly_until, watchdog, WATCHDOG};
+use common::{gettid, os_state, row, sleep_until_stopped, wait_briefly_until, watchdog, WATCHDOG};
 use kthread::freezer;
 use kthread::{
     freezable_should_stop, parkme, schedule, schedule_timeout, set_current_state, should_park,
@@ -249,17 +249,6 @@ fn thread_sigpnd(tid: i32) -> u64 {
 
 fn sig_bit(sig: c_int) -> u64 {
     1u64 << (sig - 1)
-}
-
-/// The kernel's loop: sleeps `Interruptible` until stopped.
-fn idle_until_stop() {
-    while !should_stop() {
-        set_current_state(TaskState::Interruptible);
-        if !should_stop() {
-            schedule();
-        }
-        set_current_state(TaskState::Running);
-    }
 }
 
 // ---- stopping a kthread blocked in a system call --------------------------
@@ -1090,7 +1079,7 @@ fn stop_callbacks_run_exactly_once_under_racing_stops_and_registrations() -> Res
     const AFTER: usize = 3;
     const TOTAL: usize = BEFORE + RACERS * PER_RACER + AFTER;
     for round in 0..ROUNDS {
-        let k = kthread::run("cb-race", idle_until_stop)?;
+        let k = kthread::run("cb-race", sleep_until_stopped)?;
         let runs = Runs::new(TOTAL);
         let mut guards: Vec<StopCallback> =
             (0..BEFORE).map(|i| runs.register(k.task(), i)).collect();
@@ -1215,7 +1204,7 @@ fn a_stop_callback_runs_on_the_stopping_thread_before_the_stop_waits() -> Res {
 #[test]
 fn a_callback_registered_after_the_stop_runs_at_once_on_the_registrant() -> Res {
     let _w = watchdog("callback_after_stop", WATCHDOG);
-    let k = kthread::run("cb-after", idle_until_stop)?;
+    let k = kthread::run("cb-after", sleep_until_stopped)?;
     let task = k.task().clone();
     k.request_stop();
     let runs = Runs::new(2);
@@ -1242,7 +1231,7 @@ fn a_callback_registered_after_the_stop_runs_at_once_on_the_registrant() -> Res 
 #[test]
 fn a_callback_whose_guard_was_dropped_never_runs() -> Res {
     let _w = watchdog("callback_dropped", WATCHDOG);
-    let k = kthread::run("cb-dropped", idle_until_stop)?;
+    let k = kthread::run("cb-dropped", sleep_until_stopped)?;
     let runs = Runs::new(1);
     drop(runs.register(k.task(), 0));
     k.stop()?;
@@ -1252,7 +1241,7 @@ fn a_callback_whose_guard_was_dropped_never_runs() -> Res {
     const ROUNDS: u32 = 500;
     let mut ran_first = 0;
     for round in 0..ROUNDS {
-        let k = kthread::run("cb-drop-race", idle_until_stop)?;
+        let k = kthread::run("cb-drop-race", sleep_until_stopped)?;
         let runs = Runs::new(1);
         let g = runs.register(k.task(), 0);
         let barrier = Barrier::new(2);
@@ -1284,7 +1273,7 @@ fn a_callback_whose_guard_was_dropped_never_runs() -> Res {
 #[test]
 fn dropping_the_guard_waits_for_the_callback_running_on_another_thread() -> Res {
     let _w = watchdog("callback_drop_waits", WATCHDOG);
-    let k = kthread::run("cb-drop-waits", idle_until_stop)?;
+    let k = kthread::run("cb-drop-waits", sleep_until_stopped)?;
     let started = Arc::new(Completion::new());
     let release = Arc::new(Completion::new());
     let finished = Arc::new(AtomicBool::new(false));
@@ -1351,7 +1340,7 @@ fn a_guard_dropped_inside_its_own_callback_does_not_deadlock() -> Res {
     let _w = watchdog("callback_drops_itself", WATCHDOG);
     let slot: Arc<Mutex<Option<StopCallback>>> = Arc::new(Mutex::new(None));
     let dropped = Arc::new(AtomicBool::new(false));
-    let k = kthread::run("cb-self-drop", idle_until_stop)?;
+    let k = kthread::run("cb-self-drop", sleep_until_stopped)?;
     let g = {
         let (slot, dropped) = (slot.clone(), dropped.clone());
         k.task().on_stop(move || {
@@ -1372,7 +1361,7 @@ fn a_guard_dropped_inside_its_own_callback_does_not_deadlock() -> Res {
 fn a_panicking_callback_leaves_the_others_and_the_stop_alone() -> Res {
     let _w = watchdog("callback_panics", WATCHDOG);
     let k = kthread::run("cb-panics", || {
-        idle_until_stop();
+        sleep_until_stopped();
         9
     })?;
     let runs = Runs::new(2);
@@ -1389,7 +1378,7 @@ fn a_panicking_callback_leaves_the_others_and_the_stop_alone() -> Res {
 #[test]
 fn a_callback_may_register_another_which_runs_at_once_on_the_same_thread() -> Res {
     let _w = watchdog("callback_nested", WATCHDOG);
-    let k = kthread::run("cb-nested", idle_until_stop)?;
+    let k = kthread::run("cb-nested", sleep_until_stopped)?;
     let runs = Runs::new(1);
     let outer_on = Arc::new(AtomicI32::new(0));
     let inner: Arc<Mutex<Option<StopCallback>>> = Arc::new(Mutex::new(None));
@@ -1421,7 +1410,7 @@ fn a_callback_may_register_another_which_runs_at_once_on_the_same_thread() -> Re
 #[test]
 fn callbacks_registered_before_the_stop_run_on_the_stopper_and_finish_before_it_returns() -> Res {
     let _w = watchdog("callback_order", WATCHDOG);
-    let k = kthread::run("cb-order", idle_until_stop)?;
+    let k = kthread::run("cb-order", sleep_until_stopped)?;
     let first_started = Arc::new(Completion::new());
     let release_first = Arc::new(Completion::new());
     let release_second = Arc::new(Completion::new());
@@ -1584,7 +1573,7 @@ fn the_stop_fd_of_a_freezable_kthread_is_readable_while_the_system_is_frozen() -
     let late = Builder::new("fd-freeze-late")
         .freezable(true)
         .run(freezable_idle)?;
-    let plain = kthread::run("fd-nofreeze", idle_until_stop)?;
+    let plain = kthread::run("fd-nofreeze", sleep_until_stopped)?;
     let (tf, tl, tp) = (fz.task().clone(), late.task().clone(), plain.task().clone());
     let fd = tf.stop_fd()?.as_raw_fd();
     let pfd = tp.stop_fd()?.as_raw_fd();
@@ -1692,7 +1681,7 @@ fn a_signal_the_kthread_did_not_allow_is_ignored() -> Res {
     s.go.complete();
     assert_eq!(s.finish()?, (false, false, None));
 
-    let k = kthread::run("sig-none", idle_until_stop)?; // allowed nothing
+    let k = kthread::run("sig-none", sleep_until_stopped)?; // allowed nothing
     k.task().send_signal(libc::SIGUSR1)?;
     assert!(!k.task().signal_pending() && !k.task().fatal_signal_pending());
     k.stop()?;
@@ -1853,7 +1842,7 @@ fn signal_numbers_out_of_range_are_refused() -> Res {
 #[test]
 fn send_signal_zero_checks_the_kthread_is_alive_and_an_exited_one_is_refused() -> Res {
     let _w = watchdog("signal_exited", WATCHDOG);
-    let k = kthread::run("sig-alive", idle_until_stop)?;
+    let k = kthread::run("sig-alive", sleep_until_stopped)?;
     let t = k.task().clone();
     t.send_signal(0)?;
     k.stop()?;
@@ -2236,7 +2225,7 @@ fn a_stop_ends_the_library_s_interruptible_sleeps_and_stays_pending() -> Res {
 #[test]
 fn the_registry_shows_interruptible_kthreads_and_pending_signals() -> Res {
     let _w = watchdog("registry_hooks", WATCHDOG);
-    let plain = kthread::run("reg-plain", idle_until_stop)?;
+    let plain = kthread::run("reg-plain", sleep_until_stopped)?;
     let allowed = Arc::new(kthread::Completion::new());
     let release = Arc::new(kthread::Completion::new());
     let (a, r) = (allowed.clone(), release.clone());
@@ -2249,13 +2238,10 @@ fn the_registry_shows_interruptible_kthreads_and_pending_signals() -> Res {
         })?;
     allowed.wait();
     hooked.task().send_signal(libc::SIGUSR1)?;
-    let row = |tid: i32| {
-        kthread::list()
-            .into_iter()
-            .find(|r| r.tid == tid)
-            .expect("listed")
-    };
-    let (p, h) = (row(plain.task().tid()), row(hooked.task().tid()));
+    let (p, h) = (
+        row(plain.task().tid()).expect("listed"),
+        row(hooked.task().tid()).expect("listed"),
+    );
     assert!(
         !p.flags.interruptible && !p.flags.signal_pending,
         "{:?}",

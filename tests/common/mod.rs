@@ -153,6 +153,17 @@ pub fn os_state(tid: libc::pid_t) -> Option<char> {
         .next()
 }
 
+/// The kernel's kthread loop: sleeps `Interruptible` until stopped.
+pub fn sleep_until_stopped() {
+    while !kthread::should_stop() {
+        kthread::set_current_state(kthread::TaskState::Interruptible);
+        if !kthread::should_stop() {
+            kthread::schedule();
+        }
+        kthread::set_current_state(kthread::TaskState::Running);
+    }
+}
+
 /// The registry row of thread `tid`, if the registry lists it.
 pub fn row(tid: libc::pid_t) -> Option<kthread::TaskInfo> {
     kthread::list().into_iter().find(|r| r.tid == tid)
