@@ -156,7 +156,8 @@ impl Hooks {
         self.unacked.load(Ordering::Acquire)
     }
 
-    /// A request of `reason` was refused before it was published.
+    /// A request of `reason` was refused before it was published, or
+    /// undone (unpark, thaw): nothing to re-send for it.
     #[inline]
     pub(crate) fn unmark(&self, reason: u32) {
         self.unacked.fetch_and(!reason, Ordering::AcqRel);
@@ -495,7 +496,7 @@ pub(crate) fn withdrawn(t: &Task, reason: u32) {
     let h = t.inner().hooks();
     let mut l = lock(&h.locked);
     sync_fd(t, &mut l);
-    h.unacked.fetch_and(!reason, Ordering::AcqRel);
+    h.unmark(reason);
 }
 
 /// A freeze began or ended: every hooked freezable task hears of it. The
@@ -834,7 +835,7 @@ impl Task {
         let h = self.hooks();
         let _l = lock(&h.locked);
         h.pending.store(0, Ordering::Release);
-        h.unacked.fetch_and(!SIGNAL, Ordering::AcqRel);
+        h.unmark(SIGNAL);
     }
 }
 
@@ -992,7 +993,7 @@ pub fn disallow_signal(sig: c_int) -> Result<(), Error> {
     let _l = lock(&h.locked);
     h.allowed.fetch_and(!b, Ordering::AcqRel);
     if h.pending.fetch_and(!b, Ordering::AcqRel) & !b == 0 {
-        h.unacked.fetch_and(!SIGNAL, Ordering::AcqRel); // nothing left to see
+        h.unmark(SIGNAL); // nothing left to see
     }
     Ok(())
 }
