@@ -198,8 +198,11 @@ void run_checks(void)
 		WAIT_UNTIL(atomic_read(&obs.work_ran));
 	kthread_stop(ok);
 
+	/* Its try_to_freeze() returns, and counts, only once it runs after the thaw. */
 	CHECK("the_freeze_waits_for_a_freezable_kthread_to_reach_a_freeze_point",
-	      atomic_read(&late.froze) == 1 && obs.polls_after_queue >= POLLS);
+	      WAIT_UNTIL(atomic_read(&late.froze) >= 1) &&
+		      atomic_read(&late.froze) == 1 &&
+		      obs.polls_after_queue >= POLLS);
 	CHECK("a_frozen_kthread_runs_nothing",
 	      obs.queued && obs.watch_at_queue == obs.watch_at_release);
 	CHECK("an_interruptibly_sleeping_freezable_kthread_is_frozen_too",

@@ -857,8 +857,10 @@ static void check_freezable(void)
 	atomic_set(&obs.armed, 0);
 	kthread_stop(ko);
 
+	/* Its try_to_freeze() returns, and counts, only once it runs after the thaw. */
 	CHECK("the_freeze_waited_for_the_latecomer",
-	      atomic_read(&late.froze) == 1 && obs.polls >= POLLS);
+	      WAIT_UNTIL(atomic_read(&late.froze) >= 1) &&
+		      atomic_read(&late.froze) == 1 && obs.polls >= POLLS);
 	CHECK("a_frozen_wait_event_freezable_waiter_is_still_queued",
 	      obs.woke && obs.fw_queued_at_wake);
 	CHECK("a_wake_up_leaves_the_frozen_waiter_queued",
