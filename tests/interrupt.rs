@@ -26,7 +26,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -802,36 +801,18 @@ fn stress_rounds() -> u64 {
 }
 
 /// A watchdog that also reports how far a stress run got.
-struct StressWatchdog(Option<mpsc::Sender<()>>, Option<thread::JoinHandle<()>>);
-
 fn stress_watchdog(
     name: &'static str,
     limit: Duration,
     seed: u64,
     done: Arc<AtomicU64>,
-) -> StressWatchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let h = thread::spawn(move || {
-        if rx.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** watchdog: `{name}` hung after {} rounds (seed {seed}) ***\n{}",
-                done.load(Ordering::Relaxed),
-                kthread::ps()
-            );
-            std::process::exit(101);
-        }
-    });
-    StressWatchdog(Some(tx), Some(h))
-}
-
-impl Drop for StressWatchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-        if let Some(h) = self.1.take() {
-            let _ = h.join();
-        }
-    }
+) -> common::Watchdog {
+    common::watchdog_with(name, limit, move || {
+        format!(
+            "after {} rounds (seed {seed})",
+            done.load(Ordering::Relaxed)
+        )
+    })
 }
 
 /// Where the stress kthread is, for the round under way (nanoseconds

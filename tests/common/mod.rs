@@ -23,6 +23,16 @@ pub struct Watchdog {
 
 /// Arms a watchdog for the test `name`, firing after `limit`.
 pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
+    watchdog_with(name, limit, String::new)
+}
+
+/// As [`watchdog`], adding `context()` (how far a stress run got, its
+/// seed) to the report.
+pub fn watchdog_with(
+    name: &'static str,
+    limit: Duration,
+    context: impl FnOnce() -> String + Send + 'static,
+) -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     let thread = thread::Builder::new()
         .name(format!("watchdog:{name}"))
@@ -34,7 +44,8 @@ pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
                 // (also in spawned threads) and would swallow it on exit.
                 let _ = writeln!(
                     std::io::stderr(),
-                    "\n*** watchdog: test `{name}` still running after {limit:?}: hung ***"
+                    "\n*** watchdog: test `{name}` still running after {limit:?}: hung {} ***",
+                    context()
                 );
                 // Printing the table takes the registry lock; if that lock is
                 // what hangs, exit anyway after a grace period.
