@@ -1,4 +1,4 @@
-//! The hostile-user suite (issue 12, "Keep them out"): what a hostile but
+//! The hostile-user suite: what a hostile but
 //! plausible user tries, one module per class of attack.
 //!
 //! Every test is seeded, bounded and watched:

@@ -155,7 +155,7 @@ pub fn worker_fn(worker: &RawWorker) -> i32 {
         // A worker that sleeps at once makes the next
         // producer pay a futex wake (and the worker a context switch) per
         // batch; spin briefly first, yielding so a producer sharing our CPU
-        // runs (PERF-NOTES: bare spinning is 5-10x worse there). Freezable
+        // runs (measured: bare spinning is 5-10x worse there). Freezable
         // workers do not spin: their sleep is a freeze point.
         if spin && !spun && !freezable && next_timer == u64::MAX {
             spun = true;
