@@ -100,6 +100,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("8. done: only kthreadd is left");
     table();
+
+    // How these calls compare with std::thread, crossbeam and a raw futex.
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.svg");
+    if chart.exists() {
+        println!(
+            "\nBenchmarks against std, crossbeam and a raw futex, as a chart: {}",
+            chart.display()
+        );
+        println!("(a new one: cargo run --release -p kthread-bench -- --svg FILE; BENCHMARKS.md explains the rows)");
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `kthread-bench`: runs every pair interleaved (A B A B …) and prints a table.
 //!
 //! ```text
-//! kthread-bench [--quick] [--json] [--pin] [--only NAME[,NAME…]]
+//! kthread-bench [--quick] [--json] [--pin] [--only NAME[,NAME…]] [--svg FILE]
 //! ```
 //!
 //! * `--quick`: fewer operations and at most 3 rounds (CI's smoke run, < 45 s).
@@ -9,6 +9,10 @@
 //! * `--pin`: latency pairs with the timing thread on one CPU and its partner
 //!   on another, plus `_samecpu` rows with both on the same CPU.
 //! * `--only`: just the named rows (comma-separated pair names).
+//! * `--svg FILE`: also write the ratios and their spread as an SVG bar chart.
+//!
+//! Each row's ratio is the median of its per-round ratios (kthread sample /
+//! the peer sample taken right after it), with their interquartile range.
 //!
 //! The verdict column reports; the exit status is 0 whatever the ratios.
 
@@ -18,12 +22,13 @@
     clippy::undocumented_unsafe_blocks
 )]
 
-use kthread_bench::report::{self, median, Row, Unit};
+use kthread_bench::report::{self, Row, Unit};
 use kthread_bench::{spawn, sys, timed, BytesFn, Measure, Pair, Pin, TimeFn, PAIRS};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-const USAGE: &str = "usage: kthread-bench [--quick] [--json] [--pin] [--only NAME[,NAME...]]";
+const USAGE: &str =
+    "usage: kthread-bench [--quick] [--json] [--pin] [--only NAME[,NAME...]] [--svg FILE]";
 
 /// Rounds a pair gets under `--quick`, at most.
 const QUICK_ROUNDS: usize = 3;
@@ -35,6 +40,7 @@ struct Opts {
     json: bool,
     pin: bool,
     only: Option<Vec<String>>,
+    svg: Option<std::path::PathBuf>,
     /// Internal: measure one `rss_per_thread` side in this fresh process.
     rss_child: Option<(String, usize)>,
 }
@@ -51,6 +57,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Opts, String> {
                 let names = args.next().ok_or("--only needs a name")?;
                 o.only = Some(names.split(',').map(str::to_owned).collect());
             }
+            "--svg" => o.svg = Some(args.next().ok_or("--svg needs a file name")?.into()),
             "--rss-child" => {
                 let side = args.next().ok_or("--rss-child needs a side")?;
                 let n = args
@@ -163,14 +170,28 @@ fn main() -> ExitCode {
         }
     }
     let took = started.elapsed();
+    if let Some(path) = &opts.svg {
+        let caption = format!(
+            "kthread-bench{}{}: {}",
+            if opts.quick { " --quick" } else { "" },
+            if opts.pin { " --pin" } else { "" },
+            machine()
+        );
+        if let Err(e) = std::fs::write(path, report::svg(&rows, &caption)) {
+            eprintln!("kthread-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("kthread-bench: chart written to {}", path.display());
+    }
     if opts.json {
         println!("{}", report::json(&rows));
     } else {
         print!("{}", report::table(&rows));
         println!();
         println!(
-            "Medians of {} interleaved rounds (A B A B ...) per row{}; ratio = kthread / peer, \
-             lower is better; the verdict reports and never fails the run.",
+            "{} interleaved rounds (A B A B ...) per row{}; ratio = median of the per-round \
+             ratios kthread / peer (IQR: their quartiles), lower is better; the verdict reports \
+             and never fails the run.",
             if opts.quick { "≤ 3" } else { "3-21" },
             if opts.quick { ", --quick" } else { "" }
         );
@@ -245,14 +266,7 @@ fn run_time(
         a.push(per_op(k, n));
         b.push(per_op(p, n));
     }
-    let row = Row {
-        name,
-        kthread: median(&mut a),
-        peer: median(&mut b),
-        peer_name: pair.peer.to_owned(),
-        target: pair.target,
-        unit: Unit::Nanos,
-    };
+    let row = Row::from_samples(&name, &a, &b, pair.peer, pair.target, Unit::Nanos);
     progress(&row, t0);
     row
 }
@@ -282,25 +296,20 @@ fn run_rss(pair: &Pair, n: usize, rounds: usize) -> Result<Row, String> {
         a.push(child("kthread")?);
         b.push(child("std")?);
     }
-    let row = Row {
-        name: pair.name.to_owned(),
-        kthread: median(&mut a),
-        peer: median(&mut b),
-        peer_name: pair.peer.to_owned(),
-        target: pair.target,
-        unit: Unit::Bytes,
-    };
+    let row = Row::from_samples(pair.name, &a, &b, pair.peer, pair.target, Unit::Bytes);
     progress(&row, t0);
     Ok(row)
 }
 
 fn progress(r: &Row, since: Instant) {
     eprintln!(
-        "{:<28} kthread {:>10}  peer {:>10}  ratio {:>5.2} (≤ {}) {:<4} [{:.1} s]",
+        "{:<28} kthread {:>10}  peer {:>10}  ratio {:>5.2} ({:.2}–{:.2}, ≤ {}) {:<4} [{:.1} s]",
         r.name,
         report::human(r.kthread, r.unit),
         report::human(r.peer, r.unit),
         r.ratio(),
+        r.ratios.lo,
+        r.ratios.hi,
         report::target(r.target),
         if r.ok() { "ok" } else { "MISS" },
         since.elapsed().as_secs_f64()

@@ -50,8 +50,8 @@ pub(crate) fn allowed_cpus() -> CpuSet {
     let start = start_affinity();
     let mut set = CpuSet::empty();
     for cpu in online_cpus().into_iter().filter(|&c| c < MAX_CPUS) {
-        let in_cpuset = cpuset.as_ref().map_or(true, |l| l.contains(&cpu));
-        let in_start = start.as_ref().map_or(true, |s| s.contains(cpu));
+        let in_cpuset = cpuset.as_ref().is_none_or(|l| l.contains(&cpu));
+        let in_start = start.as_ref().is_none_or(|s| s.contains(cpu));
         if in_cpuset && in_start {
             set.insert(cpu);
         }

@@ -25,7 +25,7 @@ use super::{Task, TaskInner};
 use std::cell::{Cell, RefCell};
 
 /// `CURRENT` after the adopted task was destroyed at thread exit.
-const TORN_DOWN: *const TaskInner = 1 as *const TaskInner;
+const TORN_DOWN: *const TaskInner = std::ptr::dangling();
 
 /// An adopted task; dropping it (thread-local destruction) first makes
 /// `CURRENT` stop pointing at it.

@@ -24,7 +24,7 @@ pub(super) const WHERE_LIST: u32 = 1;
 pub(super) const WHERE_TIMER: u32 = 2;
 
 /// The `incoming` marker of a sleeping worker.
-pub(super) const IDLE: *mut RawWork = 1 as *mut RawWork;
+pub(super) const IDLE: *mut RawWork = ptr::dangling_mut();
 
 /// In `RawWorker::wakers`: the thread has detached (or is detaching);
 /// wakers that count in after it leave the task pointer alone. The other
