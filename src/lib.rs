@@ -39,6 +39,23 @@
 //! [`kthreadd`]; the [`Kthread`] handle and [`Builder`]; then [`freezer`]
 //! (policy), [`percpu`] and [`worker`]; and at the top the registry
 //! ([`list`], [`ps`]).
+//!
+//! # Features
+//!
+//! - `tracing`: [`tracing`](https://docs.rs/tracing) events (target
+//!   `kthread`) where the kernel has tracepoints: `kthread_create`,
+//!   `sched_kthread_stop`, `sched_kthread_stop_ret`,
+//!   `sched_kthread_work_queue_work`, `sched_kthread_work_execute_start` and
+//!   `_end`, `sched_wakeup`, the park and freezer events, `signal_generate`.
+//!   `examples/trace.rs` prints them as `trace-cmd report` does. Without the
+//!   feature the call sites compile to nothing.
+//! - `fault-injection`: the `fault` module, which makes chosen OS calls
+//!   fail. **For the crate's own tests, outside semver**, and not in the
+//!   published documentation.
+//!
+//! The crate needs Rust 1.85 or newer and builds on Linux only.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The kernel's thread model over Linux's futexes, `/proc`, affinity,
 // signals and timers: on any other system, one clear error first.
@@ -66,6 +83,7 @@ pub mod wait;
 pub mod worker;
 
 #[cfg(feature = "fault-injection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
 pub use sys::fault;
 
 pub use completion::Completion;
@@ -89,3 +107,8 @@ pub use worker::{DelayedWork, Work, Worker};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide for `std::thread` users, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide-std-thread.md")]
+pub struct GuideStdThreadDoctests;

@@ -5,6 +5,10 @@
 //! Tests use it to show that failures come back to the caller and leave
 //! nothing behind.
 //!
+//! **For tests only, and outside semver**: this module may change or go in
+//! any release, and a program must not enable the feature outside its
+//! tests (an armed point fails every kthread creation of the process).
+//!
 //! ```
 //! use kthread::fault::{self, Point};
 //! fault::arm(Point::Spawn, 1, libc::EAGAIN);
