@@ -17,6 +17,10 @@
 //! line `# N passed, M failed`, and exits non-zero on failure. A program
 //! still running after [`TIMEOUT`] is killed and the test fails with its
 //! output so far.
+//!
+//! The ```` ```c ```` blocks of `docs/guide-porting-kernel-code.md` are
+//! compiled the same way (`porting_guide_snippets_compile`), and the ones
+//! with a `main` are run.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -151,11 +155,9 @@ fn compiler(lang: Lang) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Compiles `src` into an executable linked against libkthread as `link` says.
-fn compile(src: &Path, lang: Lang, link: Link) -> PathBuf {
-    let libs = libs();
-    let stem = src.file_stem().unwrap().to_string_lossy();
-    let exe = out_dir().join(format!("{stem}-{}", format!("{link:?}").to_lowercase()));
+/// The compiler with the flags every program is built with (language
+/// standard, warnings as errors, the header's directory), before the source.
+fn compiler_command(lang: Lang) -> Command {
     let mut cmd = Command::new(compiler(lang));
     match lang {
         Lang::C => cmd.arg("-std=gnu11"),
@@ -165,10 +167,13 @@ fn compile(src: &Path, lang: Lang, link: Link) -> PathBuf {
         .arg("-I")
         .arg(manifest_dir().join("include"))
         .arg("-I")
-        .arg(manifest_dir().join("tests/c"))
-        .arg(src)
-        .arg("-o")
-        .arg(&exe);
+        .arg(manifest_dir().join("tests/c"));
+    cmd
+}
+
+/// Appends what links against libkthread as `link` says.
+fn link_args(cmd: &mut Command, link: Link) {
+    let libs = libs();
     match link {
         Link::Static => {
             cmd.arg(&libs.static_lib).args(STATIC_DEPS);
@@ -181,16 +186,34 @@ fn compile(src: &Path, lang: Lang, link: Link) -> PathBuf {
                 .arg(format!("-Wl,-rpath,{}", dir.display()));
         }
     }
+}
+
+/// Runs a compiler command: `Err` with the command and its output if it fails.
+fn run_compiler(mut cmd: Command) -> Result<(), String> {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {:?}: {e}", cmd.get_program()));
-    assert!(
-        out.status.success(),
-        "compiling {} failed: {cmd:?}\n{}{}",
-        src.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Compiles `src` into an executable linked against libkthread as `link` says.
+fn compile(src: &Path, lang: Lang, link: Link) -> PathBuf {
+    let stem = src.file_stem().unwrap().to_string_lossy();
+    let exe = out_dir().join(format!("{stem}-{}", format!("{link:?}").to_lowercase()));
+    let mut cmd = compiler_command(lang);
+    cmd.arg(src).arg("-o").arg(&exe);
+    link_args(&mut cmd, link);
+    if let Err(e) = run_compiler(cmd) {
+        panic!("compiling {} failed: {e}", src.display());
+    }
     exe
 }
 
@@ -437,4 +460,140 @@ fn pkg_config_file() {
     );
     let r = run(&exe);
     assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+}
+
+/// One fenced ```` ```c ```` block of a Markdown file.
+struct Snippet {
+    /// 1-based, in the order of the file.
+    index: usize,
+    /// The line of the opening fence.
+    line: usize,
+    code: String,
+}
+
+/// Every ```` ```c ```` block of `markdown` (the fence exactly `c`: not
+/// `cpp`, not an untagged block).
+fn c_snippets(markdown: &str) -> Vec<Snippet> {
+    let mut snippets = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (n, text) in markdown.lines().enumerate() {
+        let fence = text.trim();
+        match &mut open {
+            None if fence == "```c" => open = Some((n + 1, String::new())),
+            None => {}
+            Some((line, code)) => {
+                if fence == "```" {
+                    snippets.push(Snippet {
+                        index: snippets.len() + 1,
+                        line: *line,
+                        code: std::mem::take(code),
+                    });
+                    open = None;
+                } else {
+                    code.push_str(text);
+                    code.push('\n');
+                }
+            }
+        }
+    }
+    if let Some((line, _)) = open {
+        panic!("the ```c block opened at line {line} is never closed");
+    }
+    snippets
+}
+
+/// The file a snippet names itself in its first line, as in
+/// `/* kcompat.h - ... */`: a header that later snippets include.
+fn snippet_header_name(code: &str) -> Option<&str> {
+    let name = code
+        .lines()
+        .next()?
+        .strip_prefix("/* ")?
+        .split(' ')
+        .next()?;
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    (plain && name.ends_with(".h") && name.len() > 2).then_some(name)
+}
+
+/// Every ```` ```c ```` block of the porting guide compiles with the flags
+/// of the programs above. A block with `int main` is a complete program:
+/// it is linked against the static and the shared library, run under the
+/// watchdog, and must exit 0. Any other block is a fragment, compiled to
+/// an object (`-c`; `-Wno-unused-function`, since a fragment may leave out
+/// the callers of its static functions). A block whose first line names a
+/// header (`/* kcompat.h - ...`) is also written under that name, next to
+/// the others, so that later blocks can `#include "kcompat.h"`.
+#[test]
+fn porting_guide_snippets_compile() {
+    let guide = manifest_dir().join("../docs/guide-porting-kernel-code.md");
+    let text = fs::read_to_string(&guide)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", guide.display()));
+    let snippets = c_snippets(&text);
+    assert!(
+        !snippets.is_empty(),
+        "{} has no ```c block: nothing would be checked",
+        guide.display()
+    );
+
+    let dir = out_dir().join("porting-guide");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create the snippet directory");
+    // Write every block first: a program may include a header shown later.
+    let srcs: Vec<PathBuf> = snippets
+        .iter()
+        .map(|s| {
+            if let Some(name) = snippet_header_name(&s.code) {
+                fs::write(dir.join(name), &s.code).unwrap();
+            }
+            let src = dir.join(format!("snippet-{}.c", s.index));
+            fs::write(&src, &s.code).unwrap();
+            src
+        })
+        .collect();
+
+    let mut failures = Vec::new();
+    for (s, src) in snippets.iter().zip(&srcs) {
+        let what = format!(
+            "snippet {} of {} (the ```c block at line {} of {})",
+            s.index,
+            snippets.len(),
+            s.line,
+            guide.display()
+        );
+        if !s.code.contains("int main") {
+            let mut cmd = compiler_command(Lang::C);
+            cmd.args(["-Wno-unused-function", "-c"])
+                .arg(src)
+                .arg("-o")
+                .arg(src.with_extension("o"));
+            if let Err(e) = run_compiler(cmd) {
+                failures.push(format!("{what} does not compile: {e}"));
+            }
+            continue;
+        }
+        for link in [Link::Static, Link::Shared] {
+            let exe = dir.join(format!(
+                "snippet-{}-{}",
+                s.index,
+                format!("{link:?}").to_lowercase()
+            ));
+            let mut cmd = compiler_command(Lang::C);
+            cmd.arg(src).arg("-o").arg(&exe);
+            link_args(&mut cmd, link);
+            if let Err(e) = run_compiler(cmd) {
+                failures.push(format!("{what} does not build ({link:?}): {e}"));
+                break;
+            }
+            let r = run(&exe);
+            if !r.status.success() {
+                failures.push(format!(
+                    "{what} ({link:?}) exited with {}\n--- stdout\n{}--- stderr\n{}",
+                    r.status, r.stdout, r.stderr
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
