@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 # Top-level modules, lowest layer first. A module may use its own layer and any
 # lower one; reaching up is what turns a stack into a tangle, so it is an error.
 LAYERS = {
-    0: ["sys", "sync", "error", "trace"],
+    0: ["sys", "sync", "error", "trace", "wakers"],
     1: ["completion", "lock"],
     2: ["task"],
     3: ["kthreadd"],

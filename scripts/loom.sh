@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg kthread_loom ${RUSTFLAGS:-}"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
-exec cargo test --release --lib "${1:-loom_}" -- --nocapture
+exec cargo test --release --lib --features async "${1:-loom_}" -- --nocapture

@@ -9,7 +9,8 @@
 //!
 //! | bits  | meaning |
 //! |-------|---------|
-//! | 0..31 | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
+//! | 0..30 | `done`: completions not yet consumed; `DONE_ALL` after `complete_all` |
+//! | 30    | `ASYNC`: an async waiter parked its waker on the word's address (feature `async`); `complete` must wake the parked wakers |
 //! | 31    | `WAITERS`: someone sleeps (or slept) on the word; `complete` must issue a futex wake |
 //!
 //! `complete` wakes after its release, so the `futex_wake` can name a
@@ -23,7 +24,21 @@
 //!
 //! `WAITERS` is sticky until [`Completion::reinit`]: clearing it safely would
 //! need a waiter count, and a spare wake costs less than that bookkeeping on
-//! the handshakes this type serves (one waiter, one completer).
+//! the handshakes this type serves (one waiter, one completer). `ASYNC` is
+//! sticky the same way.
+//!
+//! # Async waiters (feature `async`)
+//!
+//! [`Completion::wait_async`] parks the task's waker in the process-wide
+//! table of parked wakers, keyed by the word's address as the futex keys
+//! its sleepers (the word has no room for a list, and C embeds it). A poll:
+//! consume a completion if there is one; else park the waker (or refresh
+//! it), set `ASYNC` by an RMW, and consume if that RMW found one. A
+//! completer's RMW is either later than that one (it sees `ASYNC` and wakes
+//! the parked wakers) or earlier (the poll's RMW sees its count): no lost
+//! wake-up. `complete` wakes every parked async waiter (each consumes or
+//! parks again), since a woken future may be dropped before it is polled;
+//! `complete_all` wakes them all anyway.
 
 use crate::sync::{AtomicU32, Ordering};
 use crate::sys::futex::{self, Wake};
@@ -31,7 +46,10 @@ use crate::sys::time::Deadline;
 use std::time::Duration;
 
 const WAITERS: u32 = 1 << 31;
-const DONE_ALL: u32 = WAITERS - 1;
+/// An async waiter parked its waker on this word (feature `async`).
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+const ASYNC: u32 = 1 << 30;
+const DONE_ALL: u32 = ASYNC - 1;
 
 /// A one-shot (or counting) handshake between threads; mirrors `struct completion`.
 ///
@@ -81,10 +99,11 @@ impl Completion {
     /// ```
     pub fn complete(&self) {
         // Release: everything before `complete` is visible to the waiter that
-        // consumes it (pairs with the Acquire in `try_consume`).
+        // consumes it (pairs with the Acquire in `try_consume`). Acquire:
+        // an async waiter whose `ASYNC` this reads has parked its waker.
         let prev = self
             .word
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
                 if w & DONE_ALL >= DONE_ALL - 1 {
                     None
                 } else {
@@ -94,6 +113,10 @@ impl Completion {
             .unwrap_or_else(|w| w);
         if prev & WAITERS != 0 {
             futex::wake(&self.word, 1);
+        }
+        #[cfg(feature = "async")]
+        if prev & ASYNC != 0 {
+            crate::wakers::wake_all(self.key());
         }
     }
 
@@ -107,9 +130,13 @@ impl Completion {
     /// assert!(c.is_done());
     /// ```
     pub fn complete_all(&self) {
-        let prev = self.word.fetch_or(DONE_ALL, Ordering::Release);
+        let prev = self.word.fetch_or(DONE_ALL, Ordering::AcqRel);
         if prev & WAITERS != 0 {
             futex::wake(&self.word, i32::MAX);
+        }
+        #[cfg(feature = "async")]
+        if prev & ASYNC != 0 {
+            crate::wakers::wake_all(self.key());
         }
     }
 
@@ -164,6 +191,64 @@ impl Completion {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(Deadline::after(timeout)))
+    }
+
+    /// Waits for a completion without blocking the thread: the future
+    /// resolves once it has consumed one, as [`wait`](Self::wait) returns
+    /// (feature `async`).
+    ///
+    /// Cancel-safe: a future dropped before it resolved has consumed
+    /// nothing, so the completion stays for the next waiter, and its waker
+    /// is never woken after the drop.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let done = Arc::new(kthread::Completion::new());
+    /// let d = done.clone();
+    /// let k = kthread::run("completer", move || d.complete())?;
+    /// futures::executor::block_on(done.wait_async());
+    /// k.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn wait_async(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        WaitAsync {
+            completion: self,
+            parked: crate::wakers::Parked::new(self.key()),
+        }
+    }
+
+    /// The key of this completion's parked wakers: the word's address.
+    #[cfg(feature = "async")]
+    pub(crate) fn key(&self) -> usize {
+        &self.word as *const AtomicU32 as usize
+    }
+
+    /// One poll of an async wait: `Ready` once a completion was consumed;
+    /// otherwise the waker is parked in `parked` (see the module docs).
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_wait(
+        &self,
+        parked: &mut crate::wakers::Parked,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        loop {
+            if self.try_consume().is_none() {
+                parked.unpark();
+                return Poll::Ready(());
+            }
+            parked.park(cx.waker());
+            // Release: the parked waker is visible to a completer that
+            // reads this bit (its RMW is Acquire).
+            let w = self.word.fetch_or(ASYNC, Ordering::AcqRel);
+            if w & DONE_ALL == 0 {
+                return Poll::Pending;
+            }
+            // A completion came before our RMW: take it (or lose it to
+            // another waiter and park again).
+        }
     }
 
     fn try_consume(&self) -> Option<u32> {
@@ -221,5 +306,25 @@ impl Completion {
                 return Some(self.try_consume().is_none());
             }
         }
+    }
+}
+
+/// The future of [`Completion::wait_async`].
+#[cfg(feature = "async")]
+struct WaitAsync<'a> {
+    completion: &'a Completion,
+    parked: crate::wakers::Parked,
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for WaitAsync<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = &mut *self;
+        this.completion.poll_wait(&mut this.parked, cx)
     }
 }

@@ -49,6 +49,13 @@
 //!   `_end`, `sched_wakeup`, the park and freezer events, `signal_generate`.
 //!   `examples/trace.rs` prints them as `trace-cmd report` does. Without the
 //!   feature the call sites compile to nothing.
+//! - `async`: futures that wait without blocking the executor's thread:
+//!   [`Completion::wait_async`], [`Work::flush_async`] and
+//!   [`cancel_async`](Work::cancel_async) (and [`DelayedWork`]'s),
+//!   [`Worker::flush_async`], [`Kthread::stop_async`]. No runtime
+//!   dependency: they use only `core::task`, and work under tokio,
+//!   `futures::executor` or any other executor. `examples/async_flusher.rs`
+//!   is a tokio service with a kthread write-back worker.
 //! - `fault-injection`: the `fault` module, which makes chosen OS calls
 //!   fail. **For the crate's own tests, outside semver**, and not in the
 //!   published documentation.
@@ -80,6 +87,8 @@ mod sys;
 pub mod task;
 mod trace;
 pub mod wait;
+#[cfg(feature = "async")]
+mod wakers;
 pub mod worker;
 
 #[cfg(feature = "fault-injection")]

@@ -675,3 +675,113 @@ fn loom_a_seen_stop_is_not_re_sent() {
         }
     });
 }
+
+/// A waker that counts its wakes (a loom atomic, so the models see them).
+#[cfg(feature = "async")]
+struct CountingWaker(AtomicUsize);
+
+#[cfg(feature = "async")]
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Polls `f` once with a counting waker, then drops it; returns whether it
+/// was ready and the waker's count (read after the drop).
+#[cfg(feature = "async")]
+fn poll_once_then_drop<F: std::future::Future>(f: F) -> (bool, std::sync::Arc<CountingWaker>) {
+    let count = std::sync::Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let ready = {
+        let mut f = std::pin::pin!(f);
+        f.as_mut().poll(&mut cx).is_ready()
+    };
+    (ready, count)
+}
+
+/// Async wait on a completion: a poll racing `complete`, then a drop. A
+/// ready poll consumed the completion; a pending one consumed nothing, and
+/// its waker is never woken after the drop returned.
+#[cfg(feature = "async")]
+#[test]
+fn loom_completion_poll_complete_drop() {
+    model("loom_completion_poll_complete_drop", || {
+        let c = Arc::new(crate::Completion::new());
+        let completer = {
+            let c = c.clone();
+            thread::spawn(move || c.complete())
+        };
+        let (ready, count) = poll_once_then_drop(c.wait_async());
+        let after_drop = count.0.load(Ordering::SeqCst);
+        completer.join().unwrap();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            after_drop,
+            "woken after the future was dropped"
+        );
+        assert_eq!(
+            c.is_done(),
+            !ready,
+            "a dropped future consumed the completion, or a ready one did not"
+        );
+    });
+}
+
+/// Async wait on a completion until it resolves, against `complete`: no
+/// lost wake-up (loom reports a park that nothing ends as a deadlock).
+#[cfg(feature = "async")]
+#[test]
+fn loom_completion_wait_async_vs_complete() {
+    model("loom_completion_wait_async_vs_complete", || {
+        let c = Arc::new(crate::Completion::new());
+        let completer = {
+            let c = c.clone();
+            thread::spawn(move || c.complete())
+        };
+        loom::future::block_on(c.wait_async());
+        assert!(!c.is_done(), "the wait consumed the completion");
+        completer.join().unwrap();
+    });
+}
+
+/// Async flush of a queued item: polled to the end it resolves after the
+/// run (no lost wake-up); polled once and dropped it leaves the item to run
+/// once, the heap sentinel to free itself, and wakes nothing after the drop.
+#[cfg(feature = "async")]
+#[test]
+fn loom_flush_async_poll_complete_drop() {
+    model("loom_flush_async_poll_complete_drop", || {
+        let w = Arc::new(RawWorker::new(0));
+        let item = counted();
+        let (t, h) = start_worker(&w);
+        // SAFETY: the item and worker outlive the model's threads.
+        assert!(unsafe { raw::queue(&w, &item.work) });
+        // SAFETY: as above.
+        let (covers, mut wait) = unsafe { raw::flush_work_async(&item.work) }.unwrap();
+        if covers {
+            loom::future::block_on(std::future::poll_fn(|cx| wait.poll_done(cx)));
+            assert_eq!(
+                item.runs.load(Ordering::Relaxed),
+                1,
+                "resolved before the run"
+            );
+        } else {
+            assert_eq!(item.runs.load(Ordering::Relaxed), 1, "idle before its run");
+        }
+        // A second flush, polled once and dropped while the worker may run its sentinel.
+        // SAFETY: as above.
+        assert!(unsafe { raw::queue(&w, &item.work) } || item.runs.load(Ordering::Relaxed) == 1);
+        // SAFETY: as above.
+        let (_, mut wait) = unsafe { raw::flush_work_async(&item.work) }.unwrap();
+        let (_, count) = poll_once_then_drop(std::future::poll_fn(move |cx| wait.poll_done(cx)));
+        let after_drop = count.0.load(Ordering::SeqCst);
+        stop_worker(t, h);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            after_drop,
+            "woken after the flush future was dropped"
+        );
+    });
+}

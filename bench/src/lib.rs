@@ -23,6 +23,7 @@
 #![cfg(target_os = "linux")]
 
 pub mod blocked;
+pub mod bridge;
 pub mod flag;
 pub mod queue;
 pub mod report;
@@ -316,6 +317,21 @@ pub const PAIRS: &[Pair] = &[
         measure: Measure::Time {
             kthread: wake::kthread_flush_idle,
             peer: wake::futex_round_trip_idle,
+            iters: Count {
+                full: 150,
+                quick: 40,
+            },
+        },
+        latency: true,
+        rounds: 21,
+    },
+    Pair {
+        name: "flush_async_idle_worker",
+        peer: "tokio oneshot answered by a std thread in park()",
+        target: 1.2,
+        measure: Measure::Time {
+            kthread: bridge::kthread_flush_async_idle,
+            peer: bridge::oneshot_park_idle,
             iters: Count {
                 full: 150,
                 quick: 40,

@@ -20,7 +20,7 @@ fn ns_since(base: Instant) -> u64 {
 }
 
 /// Creates a running worker, its thread bound to the other CPU if pinned.
-fn worker(name: &str, pin: Pin) -> Worker {
+pub(crate) fn worker(name: &str, pin: Pin) -> Worker {
     let b = Worker::builder(name);
     let b = match pin.other() {
         Some(cpu) => b.cpu(cpu),
@@ -31,7 +31,7 @@ fn worker(name: &str, pin: Pin) -> Worker {
 
 /// Waits until `task` sleeps in an interruptible wait, then a little more,
 /// so that it sits in the kernel and not merely on its way there.
-fn settle(task: &kthread::Task) {
+pub(crate) fn settle(task: &kthread::Task) {
     yield_until(|| task.state() == TaskState::Interruptible);
     thread::sleep(SETTLE);
 }

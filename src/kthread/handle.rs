@@ -256,6 +256,49 @@ impl<T> Kthread<T> {
         result
     }
 
+    /// Stops the kthread without blocking the thread, as [`stop`](Self::stop)
+    /// does (feature `async`): the stop is requested at the first poll, and
+    /// the future resolves with the function's result once the thread is
+    /// joined. The wait is a parked waker on the kthread's exit; the join is
+    /// done by the library (a `pthread_tryjoin_np`, or its reaper kthread if
+    /// the thread is still in its last instructions), never on the
+    /// executor's thread. An interruptible kthread
+    /// ([`interrupt_on_stop`](crate::Builder::interrupt_on_stop)) is re-sent
+    /// its interruption by its own timer until it has seen the stop.
+    ///
+    /// Cancel-safe: a future dropped before it resolved still stops the
+    /// kthread (requesting the stop if the first poll never came) and lets
+    /// it end by itself, detached: the C library reaps it and its result is
+    /// dropped. Nothing waits on the executor's thread and nothing leaks.
+    ///
+    /// ```
+    /// use kthread::{schedule, set_current_state, should_stop, TaskState};
+    /// let k = kthread::run("served", || {
+    ///     while !should_stop() {
+    ///         set_current_state(TaskState::Interruptible);
+    ///         if !should_stop() {
+    ///             schedule();
+    ///         }
+    ///         set_current_state(TaskState::Running);
+    ///     }
+    ///     42
+    /// })?;
+    /// assert_eq!(futures::executor::block_on(k.stop_async())?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn stop_async(self) -> impl std::future::Future<Output = Result<T, StopError>> + Send
+    where
+        T: Send,
+    {
+        StopAsync {
+            handle: Some(self),
+            phase: StopPhase::Start,
+            parked: crate::wakers::Parked::new(0),
+        }
+    }
+
     /// Asks the kthread to stop and wakes it, without waiting; mirrors the
     /// first half of `kthread_stop()`.
     ///
@@ -470,6 +513,116 @@ impl<T> std::error::Error for StopTimeoutError<T> {
         match self {
             StopTimeoutError::Stopped(e) => Some(e),
             StopTimeoutError::TimedOut(_) => None,
+        }
+    }
+}
+
+/// Where a [`Kthread::stop_async`] future stands.
+#[cfg(feature = "async")]
+enum StopPhase {
+    /// Not polled yet: the stop is not requested.
+    Start,
+    /// Requested; waiting for the function to return (`exited`).
+    Exit,
+    /// Returned; the reaper joins the thread and completes this.
+    Join(Arc<crate::completion::Completion>),
+}
+
+/// The future of [`Kthread::stop_async`].
+#[cfg(feature = "async")]
+struct StopAsync<T> {
+    /// `None` once resolved.
+    handle: Option<Kthread<T>>,
+    phase: StopPhase,
+    /// The waker, parked on `exited` or on the join's completion.
+    parked: crate::wakers::Parked,
+}
+
+#[cfg(feature = "async")]
+impl<T> std::future::Future for StopAsync<T> {
+    type Output = Result<T, StopError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::{ready, Poll};
+        let this = &mut *self;
+        let k = this
+            .handle
+            .as_mut()
+            .expect("a stop_async future polled after it resolved");
+        loop {
+            match &this.phase {
+                StopPhase::Start => {
+                    if k.task.is_inherited() || is_current(&k.task) {
+                        // Both answer at once, without waiting (`stop`'s
+                        // `Forked` and `Current`).
+                        let r = k.stop_inner();
+                        this.handle = None;
+                        return Poll::Ready(r);
+                    }
+                    crate::trace::event!(DEBUG, "sched_kthread_stop", k.task.name(), k.task.tid());
+                    // Nobody waits here to re-send an interruption: the
+                    // kthread's own timer does.
+                    request_stop_by(&k.task, Resend::Timer);
+                    this.parked = crate::wakers::Parked::new(k.task.exited().key());
+                    this.phase = StopPhase::Exit;
+                }
+                StopPhase::Exit => {
+                    ready!(k.task.exited().poll_wait(&mut this.parked, cx));
+                    let Some(thread) = k.thread.take() else {
+                        break;
+                    };
+                    match thread.try_join() {
+                        Ok(Ok(())) => break,
+                        Ok(Err(thread)) => {
+                            let joined = Arc::new(crate::completion::Completion::new());
+                            this.parked = crate::wakers::Parked::new(joined.key());
+                            super::reaper::join_later(thread, joined.clone());
+                            this.phase = StopPhase::Join(joined);
+                        }
+                        Err(e) => fatal(&format!("pthread_tryjoin_np: {e}")),
+                    }
+                }
+                StopPhase::Join(joined) => {
+                    ready!(joined.poll_wait(&mut this.parked, cx));
+                    break;
+                }
+            }
+        }
+        let result = k.packet.take();
+        crate::trace::event!(
+            DEBUG,
+            "sched_kthread_stop_ret",
+            k.task.name(),
+            k.task.tid(),
+            ret = match &result {
+                Ok(_) => "ok",
+                Err(StopError::NotStarted) => "-EINTR",
+                Err(_) => "error",
+            }
+        );
+        this.handle = None;
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T> Drop for StopAsync<T> {
+    fn drop(&mut self) {
+        let Some(k) = self.handle.take() else {
+            return;
+        };
+        if matches!(self.phase, StopPhase::Start) && !k.task.is_inherited() && !is_current(&k.task)
+        {
+            request_stop_by(&k.task, Resend::Timer);
+        }
+        // Still running: it ends by itself and the C library reaps it. Its
+        // result, if already left, is dropped here by the handle's drop
+        // (which, with no thread left to join, waits for nothing).
+        if k.thread.is_some() {
+            drop(k.detach());
         }
     }
 }

@@ -13,6 +13,8 @@ mod builder;
 mod handle;
 mod lifecycle;
 mod park;
+#[cfg(feature = "async")]
+mod reaper;
 
 pub use builder::{create, run, Builder, DEFAULT_STACK_SIZE, MAX_STACK_SIZE};
 pub use handle::{Kthread, StopTimeoutError};

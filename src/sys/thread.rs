@@ -96,6 +96,19 @@ impl RawThread {
         }
     }
 
+    /// Reaps the thread if it has ended: `Ok(Err(self))` hands it back if
+    /// it is still running (`pthread_tryjoin_np`).
+    #[cfg(feature = "async")]
+    pub(crate) fn try_join(self) -> io::Result<Result<(), RawThread>> {
+        // SAFETY: the id came from pthread_create and was neither joined nor
+        // detached (`self` is owned); if busy it stays joinable and is handed back.
+        match unsafe { libc::pthread_tryjoin_np(self.0, std::ptr::null_mut()) } {
+            0 => Ok(Ok(())),
+            libc::EBUSY => Ok(Err(self)),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
     /// Lets the thread be reaped by itself when it ends.
     pub(crate) fn detach(self) -> io::Result<()> {
         // SAFETY: the id came from pthread_create and is detached exactly once.

@@ -95,9 +95,13 @@ impl Keep {
         })
     }
 
-    /// Runs `op` with the item's owner locked (the guard passes the lock)
-    /// and alive; `None` if the item was never queued.
-    fn with_owner<R>(&self, raw: &RawWork, op: impl Fn(Locked<'_>) -> R) -> Option<R> {
+    /// Runs `op` with the item's owner (a count of it) locked (the guard
+    /// passes the lock) and alive; `None` if the item was never queued.
+    fn with_owner<R>(
+        &self,
+        raw: &RawWork,
+        op: impl Fn(&DynArc<RawWorker>, Locked<'_>) -> R,
+    ) -> Option<R> {
         loop {
             let owner = self.owner()?;
             if owner.is_inherited() {
@@ -106,7 +110,7 @@ impl Keep {
                 return None;
             }
             if let Some(l) = owner.lock_if_owner(raw) {
-                return Some(op(l));
+                return Some(op(&owner, l));
             }
             // A claimer moved the item and is setting `owner` right now.
             yield_now();
@@ -267,15 +271,54 @@ impl<R: RawItem> Item<R, dyn Fn() + Send + Sync> {
     pub(super) fn try_flush(&self) -> Result<bool, Error> {
         let w = self.raw.work();
         self.keep
-            .with_owner(w, |l| raw::flush_locked(l, w))
+            .with_owner(w, |_, l| raw::flush_locked(l, w))
             .unwrap_or(Ok(false))
+    }
+
+    /// [`try_flush`](Self::try_flush) for an async waiter: the sentinel is
+    /// placed now; the future resolves once it ran.
+    #[cfg(feature = "async")]
+    pub(super) fn try_flush_async(&self) -> Result<Flushed<bool>, Error> {
+        let w = self.raw.work();
+        let (covers, wait) = self
+            .keep
+            .with_owner(w, |_, l| raw::flush_locked_async(l, w))
+            .unwrap_or_else(|| Ok((false, raw::FlushWait::ready())))?;
+        Ok(Flushed::new(wait, covers))
+    }
+
+    /// [`cancel_sync`](Self::cancel_sync) for an async waiter: queueing is
+    /// blocked and a pending instance taken off now; the future waits for a
+    /// running one and lets queueing succeed again when it resolves or is
+    /// dropped.
+    #[cfg(feature = "async")]
+    pub(super) fn cancel_async(item: &ItemRef<R>) -> CancelAsync<R> {
+        let w = item.raw.work();
+        let started = item.keep.with_owner(w, |owner, l| {
+            let (was_pending, wait) = raw::cancel_locked_async(l, w);
+            (owner.clone(), was_pending, wait)
+        });
+        match started {
+            Some((owner, was_pending, wait)) => CancelAsync {
+                item: item.clone(),
+                owner: Some(owner),
+                was_pending,
+                wait,
+            },
+            None => CancelAsync {
+                item: item.clone(),
+                owner: None,
+                was_pending: false,
+                wait: raw::FlushWait::ready(),
+            },
+        }
     }
 
     /// `cancel_sync` on the item's owner; `false` if never queued.
     pub(super) fn cancel_sync(&self) -> bool {
         let w = self.raw.work();
         self.keep
-            .with_owner(w, |l| raw::cancel_locked(l, w))
+            .with_owner(w, |_, l| raw::cancel_locked(l, w))
             .unwrap_or(false)
     }
 
@@ -385,6 +428,63 @@ impl Work {
     pub fn cancel_sync(&self) -> bool {
         self.0.cancel_sync()
     }
+
+    /// Waits for the instance queued or running now without blocking the
+    /// thread, as [`flush`](Work::flush) does (feature `async`): the flush
+    /// is placed behind that instance at the call, and the future resolves
+    /// with `true` once it ran, or with `false` at once if the item was idle.
+    ///
+    /// Cancel-safe: dropping the future leaves the item as it is (queued,
+    /// running or idle) and only stops waiting; nothing is woken after the drop.
+    ///
+    /// # Panics
+    /// As [`flush`](Work::flush): at the call, from its own worker's thread
+    /// while the item is pending or running.
+    ///
+    /// ```
+    /// let w = kthread::Worker::new("w")?;
+    /// let job = kthread::Work::new(|| ());
+    /// w.queue(&job);
+    /// futures::executor::block_on(job.flush_async());
+    /// assert!(!job.is_pending());
+    /// assert!(!futures::executor::block_on(job.flush_async())); // idle now
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn flush_async(&self) -> impl std::future::Future<Output = bool> + Send {
+        match self.0.try_flush_async() {
+            Ok(f) => f,
+            Err(e) => panic!("Work::flush_async: {e}: called from its own worker"),
+        }
+    }
+
+    /// Cancels a pending instance and waits for a running one without
+    /// blocking the thread, as [`cancel_sync`](Work::cancel_sync) does
+    /// (feature `async`). At the call, queueing is blocked and a pending
+    /// instance is taken off the list; the future resolves with whether it
+    /// was pending, once no instance runs. Until then queue attempts fail,
+    /// as they do during `cancel_sync`.
+    ///
+    /// Cancel-safe: dropping the future before it resolved ends the cancel
+    /// (queueing succeeds again); a pending instance stays cancelled, a
+    /// running one runs to its end.
+    ///
+    /// ```
+    /// let w = kthread::Worker::new("w")?;
+    /// let job = kthread::Work::new(|| ());
+    /// assert!(!futures::executor::block_on(job.cancel_async())); // idle
+    /// w.queue(&job);
+    /// futures::executor::block_on(job.cancel_async());
+    /// assert!(!job.is_pending());
+    /// assert!(w.queue(&job)); // queueing works again
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn cancel_async(&self) -> impl std::future::Future<Output = bool> + Send {
+        Item::cancel_async(&self.0)
+    }
 }
 
 /// A work item that runs after a delay; mirrors `struct kthread_delayed_work`.
@@ -473,5 +573,127 @@ impl DelayedWork {
     /// ```
     pub fn cancel_sync(&self) -> bool {
         self.0.cancel_sync()
+    }
+
+    /// As [`flush`](DelayedWork::flush), without blocking the thread
+    /// (feature `async`): an armed instance is fired at the call, and the
+    /// future resolves once the instance queued or running then has run
+    /// (`true`), or at once with `false` if idle. Cancel-safe as
+    /// [`Work::flush_async`].
+    ///
+    /// # Panics
+    /// As [`flush`](DelayedWork::flush).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let w = kthread::Worker::new("w")?;
+    /// let d = kthread::DelayedWork::new(|| ());
+    /// w.queue_delayed(&d, Duration::from_secs(3600));
+    /// assert!(futures::executor::block_on(d.flush_async())); // fired now, and ran
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn flush_async(&self) -> impl std::future::Future<Output = bool> + Send {
+        match self.0.try_flush_async() {
+            Ok(f) => f,
+            Err(e) => panic!("DelayedWork::flush_async: {e}: called from its own worker"),
+        }
+    }
+
+    /// As [`cancel_sync`](DelayedWork::cancel_sync), without blocking the
+    /// thread (feature `async`): disarms or dequeues at the call, then
+    /// waits for a running instance. Cancel-safe as [`Work::cancel_async`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let w = kthread::Worker::new("w")?;
+    /// let d = kthread::DelayedWork::new(|| ());
+    /// w.queue_delayed(&d, Duration::from_secs(3600));
+    /// assert!(futures::executor::block_on(d.cancel_async())); // armed: cancelled
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn cancel_async(&self) -> impl std::future::Future<Output = bool> + Send {
+        Item::cancel_async(&self.0)
+    }
+}
+
+/// The future of an async flush: resolves with `out` once its sentinel ran.
+#[cfg(feature = "async")]
+#[derive(Debug)]
+pub(super) struct Flushed<T> {
+    wait: raw::FlushWait,
+    out: Option<T>,
+}
+
+#[cfg(feature = "async")]
+impl<T> Flushed<T> {
+    pub(super) fn new(wait: raw::FlushWait, out: T) -> Flushed<T> {
+        Flushed {
+            wait,
+            out: Some(out),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T: Unpin> std::future::Future for Flushed<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let this = &mut *self;
+        std::task::ready!(this.wait.poll_done(cx));
+        std::task::Poll::Ready(
+            this.out
+                .take()
+                .expect("a Flushed future polled after it resolved"),
+        )
+    }
+}
+
+/// The future of an async cancel: waits for a running instance, then ends
+/// the cancel (also when dropped first).
+#[cfg(feature = "async")]
+pub(super) struct CancelAsync<R: RawItem> {
+    item: ItemRef<R>,
+    /// The owner whose cancel count this holds; `None` once ended (or never begun).
+    owner: Option<DynArc<RawWorker>>,
+    was_pending: bool,
+    wait: raw::FlushWait,
+}
+
+#[cfg(feature = "async")]
+impl<R: RawItem> CancelAsync<R> {
+    fn end(&mut self) {
+        if let Some(owner) = self.owner.take() {
+            raw::cancel_end(&owner, self.item.raw().work());
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: RawItem> std::future::Future for CancelAsync<R> {
+    type Output = bool;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        let this = &mut *self;
+        std::task::ready!(this.wait.poll_done(cx));
+        this.end();
+        std::task::Poll::Ready(this.was_pending)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: RawItem> Drop for CancelAsync<R> {
+    fn drop(&mut self) {
+        self.end();
     }
 }

@@ -326,6 +326,31 @@ impl Worker {
         raw::flush_worker(&self.core)
     }
 
+    /// Waits for everything queued before the call without blocking the
+    /// thread, as [`flush`](Worker::flush) does (feature `async`): a flush
+    /// sentinel is queued at the call, and the future resolves once it ran.
+    ///
+    /// Cancel-safe: dropping the future leaves the queue as it is (the
+    /// sentinel runs and frees itself); nothing is woken after the drop.
+    /// The errors of `flush` come at the first poll.
+    ///
+    /// ```
+    /// let w = kthread::Worker::new("w")?;
+    /// let job = kthread::Work::new(|| ());
+    /// w.queue(&job);
+    /// futures::executor::block_on(w.flush_async())?;
+    /// assert!(!job.is_pending());
+    /// # Ok::<(), kthread::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+    pub fn flush_async(&self) -> impl std::future::Future<Output = Result<(), Error>> + Send {
+        match raw::flush_worker_async(&self.core) {
+            Ok(wait) => super::work::Flushed::new(wait, Ok(())),
+            Err(e) => super::work::Flushed::new(raw::FlushWait::ready(), Err(e)),
+        }
+    }
+
     /// The raw worker this worker runs, for raw-layer items and the C ABI
     /// (`struct kthread_worker *`); it lives as long as the `Worker`.
     ///

@@ -50,6 +50,12 @@ mod run;
 
 pub use claim::{mod_delayed, queue, queue_delayed};
 pub(crate) use claim::{mod_delayed_hooked, queue_delayed_hooked, queue_hooked, Claim, Hook};
+#[cfg(all(feature = "async", kthread_loom))]
+pub(crate) use flush::flush_work_async;
+#[cfg(feature = "async")]
+pub(crate) use flush::{
+    cancel_end, cancel_locked_async, flush_locked_async, flush_worker_async, FlushWait,
+};
 pub(crate) use flush::{cancel_locked, flush_locked};
 pub use flush::{cancel_sync, cancel_timers, flush_work, flush_worker};
 pub(crate) use list::Locked;
