@@ -55,6 +55,8 @@ pub enum Error {
     SignalInUse(i32),
     /// The call is for kthreads only, and the caller is not one.
     NotAKthread,
+    /// A spare-thread cache larger than [`crate::kthreadd::MAX_CACHE`].
+    InvalidCacheSize(usize),
     /// An operating-system call failed.
     Os(io::Error),
 }
@@ -75,7 +77,8 @@ impl Error {
             | Error::EmptyCpuMask
             | Error::InvalidPriority(_)
             | Error::InvalidSignal(_)
-            | Error::NotAKthread => libc::EINVAL,
+            | Error::NotAKthread
+            | Error::InvalidCacheSize(_) => libc::EINVAL,
             Error::SignalInUse(_) => libc::EBUSY,
             Error::PolicyNotPermitted(_) => libc::EPERM,
             Error::Forked => libc::ECHILD,
@@ -119,6 +122,10 @@ impl fmt::Display for Error {
                 "signal {s} cannot interrupt kthreads: it has a handler, or another was chosen"
             ),
             Error::NotAKthread => f.write_str("the calling thread is not a kthread"),
+            Error::InvalidCacheSize(n) => write!(
+                f,
+                "a cache of {n} spare threads is beyond kthreadd::MAX_CACHE"
+            ),
             Error::Os(e) => write!(f, "OS call failed: {e}"),
         }
     }

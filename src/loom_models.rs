@@ -785,3 +785,221 @@ fn loom_flush_async_poll_complete_drop() {
         );
     });
 }
+
+// ---- kthreadd's spare cache ----------------------------------------------
+
+use crate::kthreadd::cache::{Cache, Gate, Registered, Spare, Take};
+use crate::sync::{lock, Mutex};
+
+const STACK: usize = 1 << 16;
+
+/// A spare as `spare_main` makes it: born, registered, then waiting in its
+/// gate; `ran` counts the bodies it runs, `retired` whether it ended
+/// without one.
+fn spare_thread(
+    cache: Arc<Mutex<Cache>>,
+    ran: Arc<AtomicUsize>,
+    retired: Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let gate = Gate::new();
+        let me = Spare {
+            // SAFETY: the model never joins nor detaches this id.
+            thread: unsafe { crate::sys::thread::RawThread::current() },
+            tid: 0,
+            stack_size: STACK,
+            gate: gate.clone(),
+            notes: Vec::new(),
+            comm: None,
+        };
+        let (next, settled) = lock(&cache).register(me, Ok(()));
+        settled.iter().for_each(|c| c.complete());
+        let main = match next {
+            Registered::Cached(displaced) => {
+                assert!(displaced.is_none(), "one size only: nothing displaced");
+                gate.wait()
+            }
+            Registered::Handed(w, me) => {
+                w.give(Ok(me));
+                gate.wait()
+            }
+            Registered::Failed(..) => unreachable!("born without error"),
+            Registered::Retire => None,
+        };
+        match main {
+            Some(main) => {
+                main();
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+            None => {
+                retired.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+}
+
+/// A create as `kthreadd::create` takes a spare: from the cache, or by
+/// waiting for the one kthreadd clones; then the body through the gate.
+fn take_and_assign(cache: &Mutex<Cache>, body_ran: Arc<AtomicUsize>) {
+    let taken = lock(cache).take(STACK);
+    let spare = match taken {
+        Take::Hit { spare, .. } => spare,
+        Take::Wait(w) => w.wait().expect("no clone fails in the model"),
+    };
+    spare.gate.assign(Box::new(move || {
+        body_ran.fetch_add(1, Ordering::SeqCst);
+    }));
+}
+
+/// A create racing the birth of the spare kthreadd cloned: whichever comes
+/// first, the create gets that spare (from the cache, or handed over as it
+/// registers), its body runs exactly once, on the spare, and nobody waits
+/// for ever (loom reports a lost hand-off as a deadlock).
+#[test]
+fn loom_spare_cache_create_vs_birth() {
+    model("loom_spare_cache_create_vs_birth", || {
+        let cache = Arc::new(Mutex::new(Cache::new(1, STACK)));
+        // kthreadd's round: one spare to clone for the refill.
+        let (plan, _) = lock(&cache).plan();
+        assert_eq!(plan, vec![STACK]);
+        let (ran, retired, body) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let spare = spare_thread(cache.clone(), ran.clone(), retired.clone());
+        take_and_assign(&cache, body.clone());
+        spare.join().unwrap();
+        assert_eq!(body.load(Ordering::SeqCst), 1, "the body ran once");
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "on the spare");
+        assert_eq!(retired.load(Ordering::SeqCst), 0);
+        let stats = lock(&cache).stats();
+        assert_eq!(stats.hits + stats.misses, 1);
+        assert_eq!(stats.spares, 0, "the spare was not left in the cache");
+    });
+}
+
+/// `set_cache(0)` racing a create that finds a spare: exactly one of them
+/// gets it: the create (the spare runs its body) or the retirement (the
+/// spare ends without one, and the create waits for the next spare
+/// kthreadd clones, which it gets). Nothing runs twice, nothing is lost.
+#[test]
+fn loom_spare_cache_off_vs_create() {
+    model("loom_spare_cache_off_vs_create", || {
+        let cache = Arc::new(Mutex::new(Cache::new(1, STACK)));
+        let (ran, retired, body) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        // One spare born and waiting before the race.
+        let (plan, _) = lock(&cache).plan();
+        assert_eq!(plan.len(), 1);
+        let first = spare_thread(cache.clone(), ran.clone(), retired.clone());
+        while lock(&cache).stats().spares == 0 {
+            thread::yield_now();
+        }
+        let off = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let out = lock(&cache).set_target(0);
+                for s in out {
+                    s.gate.retire();
+                }
+            })
+        };
+        // The create wakes kthreadd after its take (as `create` does, for
+        // a wait or a refill).
+        let kick = Arc::new(crate::Completion::new());
+        let creator = {
+            let (cache, body, kick) = (cache.clone(), body.clone(), kick.clone());
+            thread::spawn(move || {
+                let taken = lock(&cache).take(STACK);
+                kick.complete();
+                let spare = match taken {
+                    Take::Hit { spare, .. } => spare,
+                    Take::Wait(w) => w.wait().expect("no clone fails in the model"),
+                };
+                spare.gate.assign(Box::new(move || {
+                    body.fetch_add(1, Ordering::SeqCst);
+                }));
+            })
+        };
+        off.join().unwrap();
+        // kthreadd's next round: a spare for a waiting create, if any
+        // (never a refill: the cache is off).
+        kick.wait();
+        let (plan, _) = lock(&cache).plan();
+        let second = match plan.len() {
+            0 => None,
+            1 => Some(spare_thread(cache.clone(), ran.clone(), retired.clone())),
+            n => panic!("{n} spares planned for at most one waiter"),
+        };
+        creator.join().unwrap();
+        first.join().unwrap();
+        if let Some(s) = second {
+            s.join().unwrap();
+        }
+        assert_eq!(body.load(Ordering::SeqCst), 1, "the body ran once");
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            retired.load(Ordering::SeqCst),
+            usize::from(plan.len() == 1),
+            "the first spare retired exactly when the create had to wait"
+        );
+        assert_eq!(lock(&cache).stats().spares, 0);
+    });
+}
+
+/// A create handing its body to a spare without waking it (the spare is
+/// moved, asleep, onto the task's state word), then the task's first wake
+/// (`wake`) or a stop: the body's first sleep ends exactly once, the
+/// function runs iff woken, and no wake is lost whether the spare was
+/// still registering, asleep in its gate, or already past it.
+fn hand_over_then(wake: bool) {
+    let cache = Arc::new(Mutex::new(Cache::new(1, STACK)));
+    let (plan, _) = lock(&cache).plan();
+    assert_eq!(plan.len(), 1);
+    let (ran, retired, f_ran) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let spare = spare_thread(cache.clone(), ran.clone(), retired.clone());
+    let t = new_task(0);
+    let taken = lock(&cache).take(STACK);
+    let s = match taken {
+        Take::Hit { spare, .. } => spare,
+        Take::Wait(w) => w.wait().expect("no clone fails in the model"),
+    };
+    let (t2, f) = (t.clone(), f_ran.clone());
+    s.gate.hand_over(
+        Box::new(move || {
+            if first_run(&t2) {
+                f.fetch_add(1, Ordering::SeqCst);
+            }
+        }),
+        &t,
+    );
+    if wake {
+        t.wake_up();
+    } else {
+        request_stop(&t);
+    }
+    spare.join().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the body ran once");
+    assert_eq!(f_ran.load(Ordering::SeqCst), usize::from(wake));
+    assert!(t.has(flags::EXITED));
+}
+
+#[test]
+fn loom_spare_hand_over_then_first_wake() {
+    model("loom_spare_hand_over_then_first_wake", || {
+        hand_over_then(true)
+    });
+}
+
+#[test]
+fn loom_spare_hand_over_then_stop() {
+    model("loom_spare_hand_over_then_stop", || hand_over_then(false));
+}

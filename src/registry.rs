@@ -194,6 +194,7 @@ fn cpu_time(d: Duration) -> String {
 /// let table = kthread::ps().to_string();
 /// assert!(table.contains("kthreadd"));
 /// assert!(table.contains("shown"));
+/// assert!(table.contains("kthreadd/spare")); // the spare threads' line
 /// # Ok::<(), kthread::Error>(())
 /// ```
 pub fn ps() -> Ps {
@@ -259,6 +260,25 @@ impl fmt::Display for Ps {
                 }
             )?;
         }
+        // kthreadd's spares are not kthreads yet: one line for them all.
+        let cache = crate::kthreadd::cache_stats();
+        let tids = crate::kthreadd::spare_tids();
+        writeln!(
+            f,
+            "{:>7}  kthreadd/spare: {} of {} waiting{}, {} KiB stacks; {} creates served, {} waited",
+            "-",
+            cache.spares,
+            cache.target,
+            if tids.is_empty() {
+                String::new()
+            } else {
+                let t: Vec<_> = tids.iter().map(|t| t.to_string()).collect();
+                format!(" (tids {})", t.join(" "))
+            },
+            cache.stack_size / 1024,
+            cache.hits,
+            cache.misses
+        )?;
         write!(
             f,
             "(S: R run, S sleep, D uninterruptible, I idle, P parked, F frozen, X dead; \

@@ -31,12 +31,33 @@ fn os_threads_named(name: &str) -> usize {
         .count()
 }
 
+/// Sets kthreadd's spare cache for a test, and back when dropped.
+struct CacheSize(usize);
+impl CacheSize {
+    fn set(n: usize) -> CacheSize {
+        CacheSize(kthread::kthreadd::set_cache(n).unwrap())
+    }
+}
+impl Drop for CacheSize {
+    fn drop(&mut self) {
+        kthread::kthreadd::set_cache(self.0).unwrap();
+    }
+}
+
 /// Arms `point` once with `errno`, creates a kthread, and checks the error
 /// comes back, the closure was dropped exactly once without running, and no
 /// thread or registry entry is left.
+///
+/// With the spare cache off, so the create's own clone and the new
+/// thread's own set-up are what fail (a spare born earlier has done both).
 fn check_creation_fails(point: Point, errno: i32, name: &str, builder: kthread::Builder) {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     kthread::kthreadd::start().unwrap();
+    let _cache = CacheSize::set(0);
+    check_creation_fails_now(point, errno, name, builder);
+}
+
+fn check_creation_fails_now(point: Point, errno: i32, name: &str, builder: kthread::Builder) {
     let rows = |n: &str| kthread::list().iter().filter(|r| r.name == n).count();
     let drops = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicUsize::new(0));
@@ -100,6 +121,29 @@ fn affinity_failure_comes_back_and_leaves_nothing() {
         libc::EPERM,
         "f-aff",
         kthread::Builder::new("f-aff"),
+    );
+}
+
+/// A spare taken from the cache for a bound kthread gets its affinity from
+/// the creator: that failure comes back too, and the spare ends rather
+/// than serve again.
+#[test]
+fn affinity_failure_of_a_cached_spare_comes_back_and_leaves_nothing() {
+    let _w = watchdog("affinity_failure_cached", WATCHDOG);
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    kthread::kthreadd::start().unwrap();
+    // set_cache returns once both spares are there: the create takes one.
+    let _cache = CacheSize::set(2);
+    let hits = kthread::kthreadd::cache_stats().hits;
+    check_creation_fails_now(
+        Point::Affinity,
+        libc::EPERM,
+        "f-aff-warm",
+        kthread::Builder::new("f-aff-warm").cpu(0),
+    );
+    assert!(
+        kthread::kthreadd::cache_stats().hits > hits,
+        "the failing create did not take a cached spare"
     );
 }
 

@@ -163,9 +163,24 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "create_wake_stop",
         peer: "std::thread::spawn + join",
-        target: 1.5,
+        target: 0.5,
         measure: Measure::Time {
             kthread: spawn::kthread_create_wake_stop,
+            peer: spawn::std_spawn_join,
+            iters: Count {
+                full: 250,
+                quick: 100,
+            },
+        },
+        latency: false,
+        rounds: 21,
+    },
+    Pair {
+        name: "create_wake_stop_cold",
+        peer: "std::thread::spawn + join",
+        target: 1.5,
+        measure: Measure::Time {
+            kthread: spawn::kthread_create_wake_stop_cold,
             peer: spawn::std_spawn_join,
             iters: Count {
                 full: 250,
@@ -193,7 +208,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "queue_noop_1p",
         peer: "crossbeam bounded(1024) Box<dyn FnOnce>, 1 producer",
-        target: 0.5,
+        target: 0.3,
         measure: Measure::Time {
             kthread: queue::kthread_queue_1p,
             peer: queue::crossbeam_closure_1p,
@@ -208,7 +223,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "queue_noop_2p",
         peer: "crossbeam bounded(1024) Box<dyn FnOnce>, 2 producers",
-        target: 0.75,
+        target: 0.5,
         measure: Measure::Time {
             kthread: queue::kthread_queue_2p,
             peer: queue::crossbeam_closure_2p,
@@ -223,7 +238,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "queue_vs_u64",
         peer: "crossbeam bounded(1024) u64, 1 producer",
-        target: 1.0,
+        target: 0.5,
         measure: Measure::Time {
             kthread: queue::kthread_queue_1p,
             peer: queue::crossbeam_u64_1p,
@@ -238,7 +253,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "idle_wake",
         peer: "futex wake -> waiter running",
-        target: 1.2,
+        target: 1.1,
         measure: Measure::Time {
             kthread: wake::kthread_idle_wake,
             peer: wake::futex_idle_wake,
@@ -253,7 +268,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "stop_sleeping",
         peer: "std thread in park(): unpark + join",
-        target: 1.2,
+        target: 1.1,
         measure: Measure::Time {
             kthread: wake::kthread_stop_sleeping,
             peer: wake::std_unpark_join,
@@ -298,7 +313,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "park_unpark",
         peer: "futex ping-pong round trip",
-        target: 1.5,
+        target: 1.1,
         measure: Measure::Time {
             kthread: wake::kthread_park_unpark,
             peer: wake::futex_round_trip,
@@ -313,7 +328,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "flush_idle_worker",
         peer: "futex round trip, partner asleep",
-        target: 1.5,
+        target: 1.1,
         measure: Measure::Time {
             kthread: wake::kthread_flush_idle,
             peer: wake::futex_round_trip_idle,
@@ -343,7 +358,7 @@ pub const PAIRS: &[Pair] = &[
     Pair {
         name: "create_10k",
         peer: "std::thread 64 KiB + park/unpark + join",
-        target: 1.5,
+        target: 1.2,
         measure: Measure::Time {
             kthread: spawn::kthread_create_many,
             peer: spawn::std_create_many,

@@ -35,6 +35,18 @@ pub fn kthread_create_wake_stop(iters: u64, _pin: Pin) -> Duration {
     t0.elapsed()
 }
 
+/// [`kthread_create_wake_stop`] with kthreadd's spare cache off: every
+/// create waits for kthreadd to clone its thread (the cold path).
+///
+/// # Panics
+/// If a kthread cannot be created or stopped, or the cache not resized.
+pub fn kthread_create_wake_stop_cold(iters: u64, pin: Pin) -> Duration {
+    let before = kthread::kthreadd::set_cache(0).expect("cache off");
+    let t = kthread_create_wake_stop(iters, pin);
+    kthread::kthreadd::set_cache(before).expect("cache back");
+    t
+}
+
 /// `std::thread::spawn` + `join` of an empty closure, `iters` times.
 ///
 /// # Panics

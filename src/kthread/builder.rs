@@ -4,14 +4,17 @@ use super::handle::Kthread;
 use super::lifecycle::{self, Packet};
 use crate::error::Error;
 use crate::kthreadd::{self, Reply};
+use crate::sync::Arc;
 use crate::sys::sched::{CpuSet, MAX_CPUS};
 use crate::sys::topology;
 use crate::task::policy::{self, Policy};
 use crate::task::{flags, Task, TaskInit};
 use std::any::Any;
 
-/// Stack size of a kthread unless [`Builder::stack_size`] says otherwise.
-pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
+/// Stack size of a kthread unless [`Builder::stack_size`] says otherwise
+/// (2 MiB); kthreadd's spares are made with it until a create asks for
+/// another size.
+pub const DEFAULT_STACK_SIZE: usize = kthreadd::DEFAULT_STACK_SIZE;
 /// The largest stack size accepted (1 GiB); beyond it is taken as a mistake.
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
@@ -273,12 +276,15 @@ impl Builder {
             data: self.data,
         });
         let packet = Packet::new();
-        let reply = Reply::new();
-        let main = {
-            let (task, packet, reply) = (task.clone(), packet.clone(), reply.clone());
-            Box::new(move || lifecycle::thread_main(task, affinity, f, packet, reply))
+        let body = {
+            let (task, packet) = (task.clone(), packet.clone());
+            Box::new(move |reply: Option<Arc<Reply>>| {
+                lifecycle::thread_main(task, f, packet, reply)
+            })
         };
-        let thread = kthreadd::create(main, self.stack_size, reply)?;
+        // Only the thread can set its own memory policy or take signals.
+        let self_setup = self.node.is_some() || birth & flags::INTERRUPT_ON_STOP != 0;
+        let thread = kthreadd::create(&task, &affinity, self.stack_size, self_setup, body)?;
         crate::trace::event!(DEBUG, "kthread_create", task.name(), task.tid());
         Ok(Kthread::new(task, packet, thread))
     }

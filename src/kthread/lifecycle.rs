@@ -2,10 +2,9 @@
 //! packet its result waits in, and the stop request.
 
 use super::park::{parkme_task, unpark_task};
-use crate::error::{drop_catching, Error, StopError};
+use crate::error::{drop_catching, StopError};
 use crate::kthreadd::{self, Reply};
 use crate::sync::{lock, Arc, Mutex};
-use crate::sys::sched::CpuSet;
 use crate::task::{self, flags, freeze, hooks, list, Task};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -37,37 +36,35 @@ impl<T> Packet<T> {
 /// before the module split; without it the user's loop lands in a block
 /// layout that costs `should_stop()` loops ~40% (bench `should_stop`).
 #[inline]
-pub(crate) fn thread_main<F, T>(
-    task: Task,
-    affinity: CpuSet,
-    f: F,
-    packet: Arc<Packet<T>>,
-    reply: Arc<Reply>,
-) where
+pub(crate) fn thread_main<F, T>(task: Task, f: F, packet: Arc<Packet<T>>, reply: Option<Arc<Reply>>)
+where
     F: FnOnce() -> T,
 {
     task::set_current(&task);
-    let setup = kthreadd::clean_env(&task, &affinity, task.name()).and_then(|()| {
-        if task.has(flags::INTERRUPT_ON_STOP) {
-            hooks::opt_in(&task)
-        } else {
-            Ok(())
+    // The creator set up the rest from outside (and listed the task, in
+    // the state of its first sleep), unless the thread must finish it.
+    if let Some(reply) = reply {
+        let setup = kthreadd::prefer_own_node(&task).and_then(|()| {
+            if task.has(flags::INTERRUPT_ON_STOP) {
+                hooks::opt_in(&task)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = setup {
+            hooks::thread_exit(&task);
+            // Creation failed: the creator joins us; `f` is dropped here,
+            // once (a panic in its drop must not escape the thread's main).
+            drop_catching(f);
+            task::clear_current();
+            reply.answer(Err(e));
+            return;
         }
-    });
-    if let Err(e) = setup {
-        hooks::thread_exit(&task);
-        // Creation failed: the creator joins us; `f` is dropped here, once
-        // (a panic in its drop must not escape the thread's main).
-        drop_catching(f);
-        task::clear_current();
-        reply.thread_answer(Err(e));
-        return;
+        list::add(&task);
+        task.set_state(task::UNINTERRUPTIBLE);
+        reply.answer(Ok(()));
     }
-    list::add(&task);
-    // Tell the creator we exist, then sleep until the first wake (or a stop).
-    task.set_state(task::UNINTERRUPTIBLE);
-    reply.thread_answer(Ok::<(), Error>(()));
-    drop(reply);
+    // Sleep until the first wake (or a stop).
     task.sleep(None);
     // A `bind` racing with the first wake holds this lock until the
     // affinity is applied, so `f` never runs on the wrong CPU.

@@ -55,6 +55,31 @@ mod imp {
         }
     }
 
+    /// Moves one thread sleeping on `from` to sleep on `to` instead,
+    /// without waking it, if `*from == expected` (`FUTEX_CMP_REQUEUE`);
+    /// returns how many moved (0: nobody slept there, or the word changed).
+    pub(crate) fn requeue(from: &AtomicU32, expected: u32, to: &AtomicU32) -> usize {
+        // SAFETY: both words are live, aligned u32s of this process (private
+        // futexes); nr_wake is 0, nr_requeue 1 (passed in the timeout slot,
+        // as the kernel reads it for this op), val3 the expected value.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                from.as_ptr(),
+                libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG,
+                0,
+                1usize,
+                to.as_ptr(),
+                expected,
+            )
+        };
+        match super::super::cvt_long(ret) {
+            Ok(n) => n as usize,
+            Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => 0,
+            Err(err) => crate::error::fatal(&format!("futex requeue failed: {err}")),
+        }
+    }
+
     /// Wakes up to `n` threads sleeping on `word`; returns how many woke.
     pub(crate) fn wake(word: &AtomicU32, n: i32) -> usize {
         // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE reads no other argument.
@@ -94,6 +119,13 @@ mod imp {
         Wake::Woken
     }
 
+    /// Modelled sleepers have no address (every wake wakes them all), so a
+    /// requeue moves nothing: the sleeper waits for the next wake, as a
+    /// requeued one does. A protocol that forgets that wake deadlocks.
+    pub(crate) fn requeue(_from: &AtomicU32, _expected: u32, _to: &AtomicU32) -> usize {
+        0
+    }
+
     /// Wakes every modelled sleeper (spurious wakes are allowed by contract).
     pub(crate) fn wake(_word: &AtomicU32, _n: i32) -> usize {
         let _guard = TABLE.0.lock().unwrap();
@@ -102,7 +134,7 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{wait, wake};
+pub(crate) use imp::{requeue, wait, wake};
 
 /// Sleeps until `deadline` passes, with nothing to wake the caller (a futex
 /// wait on a word of its own, which nobody else can name).

@@ -63,6 +63,26 @@ pub(crate) fn spawn(stack_size: usize, main: Main) -> io::Result<RawThread> {
 }
 
 impl RawThread {
+    /// The calling thread, for a thread that hands itself to its future
+    /// joiner (a kthreadd spare).
+    ///
+    /// # Safety
+    /// The calling thread is joinable, and no other `RawThread` of it is
+    /// ever joined or detached (joining a thread twice is undefined).
+    pub(crate) unsafe fn current() -> RawThread {
+        // SAFETY: pthread_self has no preconditions and cannot fail.
+        RawThread(unsafe { libc::pthread_self() })
+    }
+
+    /// Sets the thread's OS name (at most 15 bytes; the caller cuts it).
+    /// For another thread than the caller this writes its
+    /// `/proc/self/task/TID/comm`, as `pthread_setname_np` does.
+    pub(crate) fn set_name(&self, name: &CStr) -> io::Result<()> {
+        // SAFETY: the id names a live thread (not joined or detached: `self`
+        // is still owned); the name is NUL-terminated and at most 16 bytes.
+        cvt_pthread(unsafe { libc::pthread_setname_np(self.0, name.as_ptr()) })
+    }
+
     /// Waits for the thread to end and reaps it.
     pub(crate) fn join(self) -> io::Result<()> {
         // SAFETY: the id came from pthread_create and is joined exactly once
@@ -113,6 +133,49 @@ impl RawThread {
     pub(crate) fn detach(self) -> io::Result<()> {
         // SAFETY: the id came from pthread_create and is detached exactly once.
         cvt_pthread(unsafe { libc::pthread_detach(self.0) })
+    }
+}
+
+/// Detaches the calling thread, which then ends without a joiner (a
+/// retired kthreadd spare).
+///
+/// # Safety
+/// The calling thread is joinable, and no `RawThread` of it is joined or
+/// detached, now or later.
+pub(crate) unsafe fn detach_self() -> io::Result<()> {
+    // SAFETY: the caller's obligation: joinable and nobody else's to reap.
+    cvt_pthread(unsafe { libc::pthread_detach(libc::pthread_self()) })
+}
+
+/// A thread's OS name file (`/proc/thread-self/comm` of the thread that
+/// opened it), so that another thread renames it later with one write:
+/// `pthread_setname_np` on another thread looks the file up each time,
+/// which costs more than the rest of a create from the spare cache.
+#[derive(Debug)]
+pub(crate) struct NameFile(std::fs::File);
+
+impl NameFile {
+    /// Opens the calling thread's name file (close-on-exec).
+    pub(crate) fn open_own() -> io::Result<NameFile> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/thread-self/comm")
+            .map(NameFile)
+    }
+
+    /// Renames the thread that opened the file (at most 15 bytes; the
+    /// caller cuts it).
+    pub(crate) fn set(&self, name: &CStr) -> io::Result<()> {
+        use std::io::Write;
+        let bytes = name.to_bytes();
+        // A whole name per write (the file is not seekable).
+        match (&self.0).write(bytes)? {
+            n if n == bytes.len() => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write of a thread name",
+            )),
+        }
     }
 }
 

@@ -24,6 +24,7 @@
 //! | `RUNNING` | any sleeping state | the owner | `set_current_state` (swap) |
 //! | sleeping `s` | `s \| WAITING` | the owner | `schedule` (CAS), then `futex_wait` |
 //! | `s` or `s \| WAITING` with `s` in the waker's mask | `RUNNING` | a waker | `wake_state` (CAS), `futex_wake` if `WAITING` was set |
+//! | `RUNNING` (new, no thread yet) | `UNINTERRUPTIBLE \| WAITING` | the creator | [`Task::adopt_sleeper`]: its spare thread is moved onto this word asleep (futex requeue) |
 //! | sleeping | `RUNNING` | the owner | `schedule_timeout` expiry, `__set_current_state(RUNNING)` (swap) |
 //! | `RUNNING` | `DEAD` | the owner | thread exit (swap) |
 //!
@@ -767,6 +768,23 @@ impl Task {
     #[inline]
     pub(crate) fn wake_state(&self, mask: u32) -> bool {
         self.0.wake_state(mask)
+    }
+
+    /// The creator's side of a spare's hand-over (kthreadd's cache): the
+    /// task, whose thread has not run yet, is put in its first sleep
+    /// (`Uninterruptible`) with a sleeper marked; then `publish` makes the
+    /// spare's gate say "yours" (after which the spare may run into that
+    /// first sleep itself), and the spare, if it sleeps on `gate` (whose
+    /// word `publish` set to `assigned`), is moved onto this task's state
+    /// word without being woken. The task's first wake, or its stop, is
+    /// then the one wake that starts the thread.
+    ///
+    /// Only for a task nobody else can reach yet (not listed, no handle
+    /// out): a wake between the mark and the move would find nobody.
+    pub(crate) fn adopt_sleeper(&self, gate: &AtomicU32, assigned: u32, publish: impl FnOnce()) {
+        self.0.set_state(UNINTERRUPTIBLE | WAITING);
+        publish();
+        futex::requeue(gate, assigned, &self.0.state);
     }
 
     /// The owner's state change (`set_current_state` / `__set_current_state`).
