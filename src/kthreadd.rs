@@ -38,10 +38,14 @@ pub(crate) const DEFAULT_STACK_SIZE: usize = 2 << 20;
 
 /// How many spare threads kthreadd keeps by default ([`set_cache`]).
 ///
-/// Four covers a burst of creates on a small machine while kthreadd
-/// refills in the background; each spare costs a sleeping thread (about
-/// 10 KiB resident, its stack reserved but untouched) and no CPU.
-pub const DEFAULT_CACHE: usize = 4;
+/// Eight covers a burst of creates while kthreadd refills in the
+/// background (it is woken when half are taken); each spare costs a
+/// sleeping thread (about 10 KiB resident, its stack reserved but
+/// untouched), an open `/proc/thread-self/comm`, and no CPU. Measured on
+/// 2 vCPUs: creating 10,000 kthreads took 1.28–1.71× std's time with 8,
+/// 1.38–2.72× with 4 (BENCHMARKS.md); a create + wake + stop loop is the
+/// same with either.
+pub const DEFAULT_CACHE: usize = 8;
 
 /// The largest cache [`set_cache`] accepts.
 pub const MAX_CACHE: usize = 64;

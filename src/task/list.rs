@@ -2,10 +2,11 @@
 //! moment it is set up until it exits, and kthreadd.
 //!
 //! The freezer walks it to find freezable tasks; the registry lists it.
-//! Removal is a linear scan, fine below some ten thousand threads.
+//! Each task keeps its index, so adding and removing are O(1) however many
+//! threads there are (ten thousand sleepers stop in linear time).
 
 use super::Task;
-use crate::sync::{lock_static, StaticMutex};
+use crate::sync::{lock_static, Ordering, StaticMutex};
 use crate::sys::fork::PerProcess;
 
 /// Per process: a `fork()` child starts with an empty list (its parent's
@@ -14,15 +15,24 @@ static TASKS: PerProcess<StaticMutex<Vec<Task>>> = PerProcess::new(|| StaticMute
 
 /// Adds a task; the thread itself calls it before it answers its creator.
 pub(crate) fn add(t: &Task) {
-    lock_static(TASKS.get()).push(t.clone());
+    let mut v = lock_static(TASKS.get());
+    t.0.list_index.store(v.len(), Ordering::Relaxed);
+    v.push(t.clone());
 }
 
 /// Removes a task; the thread itself calls it at exit, before `exited`
 /// completes, so once `stop` returns the task is no longer listed.
 pub(crate) fn remove(t: &Task) {
     let mut v = lock_static(TASKS.get());
-    if let Some(i) = v.iter().position(|x| x == t) {
-        v.swap_remove(i);
+    // Relaxed: the index is only touched under this lock.
+    let i = t.0.list_index.swap(usize::MAX, Ordering::Relaxed);
+    if v.get(i) != Some(t) {
+        // Not listed here: never added, or a fork() child's list.
+        return;
+    }
+    v.swap_remove(i);
+    if let Some(moved) = v.get(i) {
+        moved.0.list_index.store(i, Ordering::Relaxed);
     }
 }
 

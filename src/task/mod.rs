@@ -61,7 +61,7 @@ pub use sched::{schedule, schedule_timeout, set_current_state, sleep_for, uptime
 pub(crate) use sched::{schedule_until, set_current_raw};
 
 use crate::completion::Completion;
-use crate::sync::{lock, Arc, AtomicI32, AtomicU32, Mutex, MutexGuard, Ordering};
+use crate::sync::{lock, Arc, AtomicI32, AtomicU32, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::sys::futex::{self, Wake};
 use crate::sys::sched::CpuSet;
 use crate::sys::time::Deadline;
@@ -332,6 +332,9 @@ pub(crate) struct TaskInner {
     /// The freeze epoch this task sits in the refrigerator for (odd), or 0;
     /// written only by the task itself (`freeze::refrigerator`).
     frozen_for: AtomicU32,
+    /// Where it is in the task list (`list.rs`), read and written only
+    /// under the list's lock; `usize::MAX` while not listed.
+    pub(super) list_index: AtomicUsize,
     /// The policy and nice value to apply at birth (`Builder::policy`, `nice`).
     start: policy::Start,
     /// The last policy and nice value seen, for after the thread ends.
@@ -443,6 +446,7 @@ impl Task {
             bind: Mutex::new(None),
             env_notes: Mutex::new(Vec::new()),
             frozen_for: AtomicU32::new(0),
+            list_index: AtomicUsize::new(usize::MAX),
             start: init.start,
             seen: policy::Seen::new(),
             generation: crate::sys::fork::born(),
