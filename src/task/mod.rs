@@ -24,7 +24,7 @@
 //! | `RUNNING` | any sleeping state | the owner | `set_current_state` (swap) |
 //! | sleeping `s` | `s \| WAITING` | the owner | `schedule` (CAS), then `futex_wait` |
 //! | `s` or `s \| WAITING` with `s` in the waker's mask | `RUNNING` | a waker | `wake_state` (CAS), `futex_wake` if `WAITING` was set |
-//! | `RUNNING` (new, no thread yet) | `UNINTERRUPTIBLE \| WAITING` | the creator | [`Task::adopt_sleeper`]: its spare thread is moved onto this word asleep (futex requeue) |
+//! | `RUNNING` (new, no thread yet) | `UNINTERRUPTIBLE \| WAITING` | the creator | `Task::adopt_sleeper`: its spare thread is moved onto this word asleep (futex requeue) |
 //! | sleeping | `RUNNING` | the owner | `schedule_timeout` expiry, `__set_current_state(RUNNING)` (swap) |
 //! | `RUNNING` | `DEAD` | the owner | thread exit (swap) |
 //!
