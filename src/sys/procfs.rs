@@ -124,9 +124,12 @@ mod tests {
         let gone = std::thread::spawn(crate::sys::sched::gettid)
             .join()
             .unwrap();
-        assert!(
-            super::thread_cpu_clock(gone).is_none(),
-            "a thread that ended"
-        );
+        // `join` returns when the kernel clears the thread's tid, a moment
+        // before it releases the task (and its clock): bounded wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while super::thread_cpu_clock(gone).is_some() {
+            assert!(std::time::Instant::now() < deadline, "a thread that ended");
+            std::thread::yield_now();
+        }
     }
 }
