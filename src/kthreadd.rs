@@ -27,7 +27,7 @@ use crate::sync::{lock, lock_static, Arc, Mutex, OnceLock, Ordering, StaticMutex
 use crate::sys::fork::PerProcess;
 use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThread, topology};
 use crate::task::{self, flags, list, policy, Task, TaskInit};
-use cache::{Cache, Gate, Registered, Spare, Take};
+use cache::{Cache, Gate, Spare, Take};
 use std::ffi::CString;
 
 pub use cache::CacheStats;
@@ -276,23 +276,7 @@ fn spare_main(k: Arc<Kthreadd>, stack_size: usize) {
     let (next, settled) = lock(&k.cache).register(me, born);
     settled.iter().for_each(|c| c.complete());
     drop(k);
-    let main = match next {
-        Registered::Cached(displaced) => {
-            if let Some(old) = displaced {
-                old.gate.retire();
-            }
-            gate.wait()
-        }
-        Registered::Handed(w, me) => {
-            w.give(Ok(me));
-            gate.wait()
-        }
-        Registered::Failed(w, e) => {
-            w.give(Err(e));
-            None
-        }
-        Registered::Retire => None,
-    };
+    let main = next.follow(&gate);
     match main {
         Some(main) => main(),
         // SAFETY: joinable (see above), and the `Spare` holding the only

@@ -788,7 +788,7 @@ fn loom_flush_async_poll_complete_drop() {
 
 // ---- kthreadd's spare cache ----------------------------------------------
 
-use crate::kthreadd::cache::{Cache, Gate, Registered, Spare, Take};
+use crate::kthreadd::cache::{Cache, Gate, Spare, Take};
 use crate::sync::{lock, Mutex};
 
 const STACK: usize = 1 << 16;
@@ -814,18 +814,7 @@ fn spare_thread(
         };
         let (next, settled) = lock(&cache).register(me, Ok(()));
         settled.iter().for_each(|c| c.complete());
-        let main = match next {
-            Registered::Cached(displaced) => {
-                assert!(displaced.is_none(), "one size only: nothing displaced");
-                gate.wait()
-            }
-            Registered::Handed(w, me) => {
-                w.give(Ok(me));
-                gate.wait()
-            }
-            Registered::Failed(..) => unreachable!("born without error"),
-            Registered::Retire => None,
-        };
+        let main = next.follow(&gate);
         match main {
             Some(main) => {
                 main();

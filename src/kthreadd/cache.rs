@@ -155,6 +155,31 @@ pub(crate) enum Registered {
     Retire,
 }
 
+impl Registered {
+    /// The spare's side after registering (outside the lock): retire the
+    /// spare it displaced, or hand itself to its waiter, then wait in its
+    /// `gate` for a body; `None`: it ends (retired, or not needed).
+    pub(crate) fn follow(self, gate: &Gate) -> Option<Main> {
+        match self {
+            Registered::Cached(displaced) => {
+                if let Some(old) = displaced {
+                    old.gate.retire();
+                }
+                gate.wait()
+            }
+            Registered::Handed(w, me) => {
+                w.give(Ok(me));
+                gate.wait()
+            }
+            Registered::Failed(w, e) => {
+                w.give(Err(e));
+                None
+            }
+            Registered::Retire => None,
+        }
+    }
+}
+
 /// Counters of the cache, as [`crate::kthreadd::cache_stats`] reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
