@@ -29,6 +29,7 @@ use crate::sys::{self, mempolicy, sched, sched::CpuSet, signal, thread::RawThrea
 use crate::task::{self, flags, list, policy, Task, TaskInit};
 use cache::{Cache, Gate, Spare, Take};
 use std::ffi::CString;
+use std::io;
 
 pub use cache::CacheStats;
 
@@ -165,8 +166,23 @@ fn get() -> Result<&'static Arc<Kthreadd>, Error> {
 /// Resets the calling thread to the clean environment of SPEC §2 (signals
 /// blocked, normal policy, nice 0, `affinity`, default memory policy);
 /// what fails only to lose cleanliness goes to `note`, the rest is an error.
+///
+/// kthreadd does this once, when it starts; the threads it clones inherit
+/// all of it. Of these, only the scheduling attributes can be changed from
+/// outside afterwards (`renice`, `chrt`, `taskset -p` on kthreadd's tid):
+/// the signal mask and the memory policy are set only by the thread itself.
+/// So before each batch of clones kthreadd redoes just those
+/// ([`reset_sched`]), as the kernel's "root may have changed our
+/// (kthreadd's) priority or CPU mask" reset does.
 fn reset_env(affinity: &CpuSet, note: &mut dyn FnMut(String)) -> Result<(), Error> {
     signal::block_all()?;
+    reset_sched(affinity, note)?;
+    mempolicy::set_default()?;
+    Ok(())
+}
+
+/// The scheduling part of [`reset_env`]: normal policy, nice 0, `affinity`.
+fn reset_sched(affinity: &CpuSet, note: &mut dyn FnMut(String)) -> Result<(), Error> {
     if let Err(e) = sched::set_policy_normal(0) {
         note(format!("scheduling policy not reset: {e}"));
     }
@@ -180,7 +196,6 @@ fn reset_env(affinity: &CpuSet, note: &mut dyn FnMut(String)) -> Result<(), Erro
         Err(e) => note(format!("nice value unreadable: {e}")),
     }
     sched::set_affinity(0, affinity)?;
-    mempolicy::set_default()?;
     Ok(())
 }
 
@@ -231,35 +246,53 @@ fn kthreadd_main(k: Arc<Kthreadd>, reply: Arc<Reply>) {
             continue;
         }
         task::set_current_state(task::TaskState::Running);
+        // The spares inherit kthreadd's environment: what may have been
+        // changed from outside since the last batch is reset first.
+        let mut notes = Vec::new();
+        let env = reset_sched(&start, &mut |n| notes.push(n));
         for stack_size in plan {
-            clone_spare(&k, stack_size);
+            match &env {
+                Ok(()) => clone_spare(&k, stack_size, &notes),
+                // Each waiter gets the errno (an `Error` is not `Clone`).
+                Err(e) => fail_clone(
+                    &k,
+                    stack_size,
+                    Error::Os(io::Error::from_raw_os_error(e.errno())),
+                ),
+            }
         }
     }
 }
 
 /// Clones one spare; it registers itself. A failure goes to the first
 /// creator waiting for that stack size.
-fn clone_spare(k: &Arc<Kthreadd>, stack_size: usize) {
-    let kd = k.clone();
-    match sys::thread::spawn(stack_size, Box::new(move || spare_main(kd, stack_size))) {
+fn clone_spare(k: &Arc<Kthreadd>, stack_size: usize, notes: &[String]) {
+    let (kd, notes) = (k.clone(), notes.to_vec());
+    match sys::thread::spawn(
+        stack_size,
+        Box::new(move || spare_main(kd, stack_size, notes)),
+    ) {
         // The spare hands out its own id when it registers.
         Ok(_id) => {}
-        Err(e) => {
-            let (waiter, settled) = lock(&k.cache).clone_failed(stack_size);
-            if let Some(w) = waiter {
-                w.give(Err(Error::Os(e)));
-            }
-            settled.iter().for_each(|c| c.complete());
-        }
+        Err(e) => fail_clone(k, stack_size, Error::Os(e)),
     }
 }
 
-/// A spare's life: the clean environment, into the cache (or straight to
-/// a waiting creator), then one body or none.
-fn spare_main(k: Arc<Kthreadd>, stack_size: usize) {
-    let mut notes = Vec::new();
-    let start = topology::start_affinity().unwrap_or_else(CpuSet::all);
-    let born = reset_env(&start, &mut |n| notes.push(n)).and_then(|()| name_self("kthreadd/spare"));
+/// A spare of `stack_size` that could not be made: the first creator
+/// waiting for that size gets `e`.
+fn fail_clone(k: &Kthreadd, stack_size: usize, e: Error) {
+    let (waiter, settled) = lock(&k.cache).clone_failed(stack_size);
+    if let Some(w) = waiter {
+        w.give(Err(e));
+    }
+    settled.iter().for_each(|c| c.complete());
+}
+
+/// A spare's life: born in kthreadd's clean environment (`notes`: what
+/// kthreadd could not reset in it), into the cache (or straight to a
+/// waiting creator), then one body or none.
+fn spare_main(k: Arc<Kthreadd>, stack_size: usize, notes: Vec<String>) {
+    let born = name_self("kthreadd/spare");
     let gate = Gate::new();
     let me = Spare {
         // SAFETY: spawned joinable by `clone_spare`, which keeps no id of

@@ -150,17 +150,27 @@ fn affinity_failure_of_a_cached_spare_comes_back_and_leaves_nothing() {
 #[test]
 fn mempolicy_failure_comes_back_and_leaves_nothing() {
     let _w = watchdog("mempolicy_failure", WATCHDOG);
-    check_creation_fails(
-        Point::Mempolicy,
-        libc::ENOMEM,
-        "f-mpol",
-        kthread::Builder::new("f-mpol"),
-    );
+    // Only a kthread with a node sets a memory policy: the others inherit
+    // kthreadd's default one.
     check_creation_fails(
         Point::Mempolicy,
         libc::EIO,
         "f-mpol-node",
         kthread::Builder::new("f-mpol-node").node(0),
+    );
+}
+
+#[test]
+fn kthreadds_reset_failure_comes_back_and_leaves_nothing() {
+    let _w = watchdog("kthreadd_reset_failure", WATCHDOG);
+    // With the cache off, kthreadd clones this create's thread, and first
+    // resets its own scheduling attributes (which the clone inherits): an
+    // affinity failure there goes to the waiting creator.
+    check_creation_fails(
+        Point::Affinity,
+        libc::EPERM,
+        "f-kd-reset",
+        kthread::Builder::new("f-kd-reset"),
     );
 }
 
