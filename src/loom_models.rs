@@ -477,6 +477,68 @@ fn loom_worker_flush_vs_queue() {
     });
 }
 
+/// A work item that records when it ran: `at` gets the next tick of a
+/// clock its items share (0: never ran).
+#[repr(C)]
+struct Stamped {
+    work: RawWork,
+    clock: Arc<AtomicUsize>,
+    at: AtomicUsize,
+}
+
+unsafe extern "C" fn stamp_fn(w: *mut RawWork) {
+    // SAFETY: only `Stamped`s use this function; `work` is their first field.
+    let item = unsafe { &*(w as *const Stamped) };
+    let tick = item.clock.fetch_add(1, Ordering::Relaxed) + 1;
+    item.at.store(tick, Ordering::Relaxed);
+}
+
+fn stamped(clock: &Arc<AtomicUsize>) -> Arc<Stamped> {
+    Arc::new(Stamped {
+        work: RawWork::new(Some(stamp_fn)),
+        clock: clock.clone(),
+        at: AtomicUsize::new(0),
+    })
+}
+
+/// The batch pop: A and B are queued back to back, so both can reach the
+/// worker in one batch (one swap of the producers' stack, reversed onto
+/// the list under one lock hold), and B is cancelled right after, while
+/// the worker may be anywhere in that batch. A runs exactly once; B runs
+/// exactly once or is cancelled, never both (so never after a cancel_sync
+/// that took it off); and if B runs, it runs after A (FIFO through the
+/// batch).
+#[test]
+fn loom_batch_pop_fifo_vs_cancel_mid_batch() {
+    model("loom_batch_pop_fifo_vs_cancel_mid_batch", || {
+        let w = Arc::new(RawWorker::new(0));
+        let clock = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (stamped(&clock), stamped(&clock));
+        let (t, h) = start_worker(&w);
+        // SAFETY: the items and the worker outlive the model's threads.
+        unsafe {
+            assert!(raw::queue(&w, &a.work), "first queue of A succeeds");
+            assert!(raw::queue(&w, &b.work), "first queue of B succeeds");
+        }
+        // SAFETY: as above.
+        let cancelled = unsafe { raw::cancel_sync(&b.work) };
+        let b_at_cancel = b.at.load(Ordering::Relaxed);
+        raw::flush_worker(&w).unwrap();
+        let (a_at, b_at) = (a.at.load(Ordering::Relaxed), b.at.load(Ordering::Relaxed));
+        assert_ne!(a_at, 0, "A was lost");
+        assert_eq!(b_at, b_at_cancel, "B ran after cancel_sync returned");
+        let ticks = clock.load(Ordering::Relaxed);
+        assert_eq!(ticks, 1 + (b_at != 0) as usize, "an item ran twice");
+        if cancelled {
+            assert_eq!(b_at, 0, "B ran and was also cancelled");
+        } else {
+            assert_ne!(b_at, 0, "B neither ran nor was cancelled");
+            assert!(a_at < b_at, "B ran before A: the batch lost FIFO order");
+        }
+        stop_worker(t, h);
+    });
+}
+
 /// The lock-free wake of an idle worker against the worker's exit: a
 /// producer that read the task pointer finishes with the task before the
 /// worker thread leaves, so the task is never touched after it is freed
