@@ -251,6 +251,21 @@ pub const PAIRS: &[Pair] = &[
         rounds: 21,
     },
     Pair {
+        name: "queue_floor",
+        peer: "bare intrusive pending-once stack, spinning consumer, 1 producer",
+        target: 1.3,
+        measure: Measure::Time {
+            kthread: queue::kthread_queue_1p,
+            peer: queue::floor_1p,
+            iters: Count {
+                full: 100_000,
+                quick: 50_000,
+            },
+        },
+        latency: false,
+        rounds: 21,
+    },
+    Pair {
         name: "idle_wake",
         peer: "futex wake -> waiter running",
         target: 1.1,

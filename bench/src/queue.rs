@@ -8,6 +8,7 @@ use crate::Pin;
 use crossbeam_channel::bounded;
 use kthread::{Work, Worker};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -181,6 +182,131 @@ pub fn crossbeam_u64_1p(n: u64, _pin: Pin) -> Duration {
         let sum = consumer.join().expect("consumer");
         let d = t0.elapsed();
         black_box(sum);
+        d
+    })
+}
+
+/// A work item of [`floor_1p`]: the least an intrusive pending-at-most-once
+/// item needs (a claim flag, a link, a function), one allocation each as a
+/// `Work` is.
+struct FloorItem {
+    pending: AtomicBool,
+    next: AtomicPtr<FloorItem>,
+    func: fn(),
+}
+
+/// The producers' stack head of [`floor_1p`], on its own cache line.
+#[repr(align(64))]
+struct FloorHead(AtomicPtr<FloorItem>);
+
+/// Runs every item of the stack `top` (newest first) in queue order;
+/// returns how many ran.
+fn floor_run(top: *mut FloorItem) -> u64 {
+    let mut oldest = std::ptr::null_mut::<FloorItem>();
+    let mut p = top;
+    while !p.is_null() {
+        // SAFETY: every node on the stack is an item of the caller's ring,
+        // alive until the scope that runs the consumer ends; its claim
+        // (`pending` set) makes this thread the only one using `next` now.
+        let item = unsafe { &*p };
+        let next = item.next.load(Ordering::Relaxed);
+        item.next.store(oldest, Ordering::Relaxed);
+        oldest = p;
+        p = next;
+    }
+    let mut ran = 0;
+    while !oldest.is_null() {
+        // SAFETY: as above.
+        let item = unsafe { &*oldest };
+        // Read the link before the release: a new claim may rewrite it.
+        oldest = item.next.load(Ordering::Relaxed);
+        item.pending.store(false, Ordering::Release);
+        (item.func)();
+        ran += 1;
+    }
+    ran
+}
+
+/// The floor of the intrusive design, as a peer: 1 producer claims and
+/// pushes pre-made items (cycling 1024, as [`kthread_queue_1p`]) onto a
+/// lock-free stack that a consumer thread swaps out, reverses and runs,
+/// spinning while it is empty. No lock, no reference count, no sleep and no
+/// wake: what a `Worker` adds to it is what the `queue_floor` row measures.
+///
+/// # Panics
+/// If a thread cannot be spawned or an item is lost.
+pub fn floor_1p(n: u64, _pin: Pin) -> Duration {
+    let ring: Vec<Box<FloorItem>> = (0..RING)
+        .map(|_| {
+            Box::new(FloorItem {
+                pending: AtomicBool::new(false),
+                next: AtomicPtr::new(std::ptr::null_mut()),
+                func: || (),
+            })
+        })
+        .collect();
+    let head = FloorHead(AtomicPtr::new(std::ptr::null_mut()));
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut ran = 0u64;
+            let mut empty = 0u32;
+            loop {
+                let top = head.0.swap(std::ptr::null_mut(), Ordering::Acquire);
+                if !top.is_null() {
+                    ran += floor_run(top);
+                    empty = 0;
+                } else if done.load(Ordering::Acquire) {
+                    // Everything was pushed before `done`: one last swap.
+                    return ran + floor_run(head.0.swap(std::ptr::null_mut(), Ordering::Acquire));
+                } else {
+                    empty += 1;
+                    if empty % 64 == 0 {
+                        thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        });
+        let t0 = Instant::now();
+        let (mut queued, mut misses, mut i) = (0, 0, 0);
+        while queued < n {
+            let item = &ring[i];
+            if item
+                .pending
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                let node = std::ptr::from_ref::<FloorItem>(item).cast_mut();
+                let mut top = head.0.load(Ordering::Relaxed);
+                loop {
+                    item.next.store(top, Ordering::Relaxed);
+                    match head.0.compare_exchange_weak(
+                        top,
+                        node,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break,
+                        Err(t) => top = t,
+                    }
+                }
+                queued += 1;
+                misses = 0;
+            } else {
+                misses += 1;
+                if misses >= ring.len() {
+                    thread::yield_now();
+                    misses = 0;
+                }
+            }
+            i = (i + 1) % ring.len();
+        }
+        done.store(true, Ordering::Release);
+        let ran = consumer.join().expect("consumer");
+        let d = t0.elapsed();
+        assert_eq!(ran, n, "every item ran once");
         d
     })
 }
