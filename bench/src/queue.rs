@@ -25,27 +25,33 @@ fn shares(n: u64, parts: usize) -> Vec<u64> {
     (0..p).map(|i| n / p + u64::from(i < n % p)).collect()
 }
 
-/// Queues items of `ring` in turn until `quota` queue calls have succeeded.
+/// Offers the items `0..len` in turn to `queue` until `quota` offers have
+/// been accepted.
 ///
-/// A `false` (that item is still pending) is retried with the next item; a
-/// whole lap of pending items yields the CPU, which the worker may need.
-fn produce(worker: &Worker, ring: &[Work], quota: u64) {
+/// A refusal (that item is still pending) moves on to the next item; a
+/// whole lap of refusals yields the CPU, which the consumer may need.
+fn cycle(len: usize, quota: u64, mut queue: impl FnMut(usize) -> bool) {
     let mut queued = 0;
     let mut misses = 0;
     let mut i = 0;
     while queued < quota {
-        if worker.queue(&ring[i]) {
+        if queue(i) {
             queued += 1;
             misses = 0;
         } else {
             misses += 1;
-            if misses >= ring.len() {
+            if misses >= len {
                 thread::yield_now();
                 misses = 0;
             }
         }
-        i = (i + 1) % ring.len();
+        i = (i + 1) % len;
     }
+}
+
+/// Queues items of `ring` in turn until `quota` queue calls have succeeded.
+fn produce(worker: &Worker, ring: &[Work], quota: u64) {
+    cycle(ring.len(), quota, |i| worker.queue(&ring[i]));
 }
 
 /// `producers` threads queue no-op items on one worker until `n` have run.
@@ -270,39 +276,28 @@ pub fn floor_1p(n: u64, _pin: Pin) -> Duration {
             }
         });
         let t0 = Instant::now();
-        let (mut queued, mut misses, mut i) = (0, 0, 0);
-        while queued < n {
+        cycle(ring.len(), n, |i| {
             let item = &ring[i];
             if item
                 .pending
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+                .is_err()
             {
-                let node = std::ptr::from_ref::<FloorItem>(item).cast_mut();
-                let mut top = head.0.load(Ordering::Relaxed);
-                loop {
-                    item.next.store(top, Ordering::Relaxed);
-                    match head.0.compare_exchange_weak(
-                        top,
-                        node,
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => break,
-                        Err(t) => top = t,
-                    }
-                }
-                queued += 1;
-                misses = 0;
-            } else {
-                misses += 1;
-                if misses >= ring.len() {
-                    thread::yield_now();
-                    misses = 0;
+                return false;
+            }
+            let node = std::ptr::from_ref::<FloorItem>(item).cast_mut();
+            let mut top = head.0.load(Ordering::Relaxed);
+            loop {
+                item.next.store(top, Ordering::Relaxed);
+                match head
+                    .0
+                    .compare_exchange_weak(top, node, Ordering::Release, Ordering::Relaxed)
+                {
+                    Ok(_) => return true,
+                    Err(t) => top = t,
                 }
             }
-            i = (i + 1) % ring.len();
-        }
+        });
         done.store(true, Ordering::Release);
         let ran = consumer.join().expect("consumer");
         let d = t0.elapsed();
