@@ -99,6 +99,27 @@ impl Pin {
     }
 }
 
+/// What `--pin` does with a pair's threads.
+///
+/// ```
+/// use kthread_bench::{Placement, PAIRS};
+/// let queue = PAIRS.iter().find(|p| p.name == "queue_noop_1p").unwrap();
+/// assert_eq!(queue.placement, Placement::Split);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Never pinned: the scheduler's placement is part of what is measured
+    /// (creation, where the new thread lands; a single thread's loop).
+    Free,
+    /// A throughput pair: `--pin` puts the producing threads on one CPU and
+    /// the consuming one on another, so every round runs the same streaming
+    /// regime instead of whichever placement the scheduler picked.
+    Split,
+    /// A hand-off latency pair: `--pin` times on one CPU with the partner
+    /// on another, and adds a `_samecpu` row with both on one CPU.
+    Latency,
+}
+
 /// A timed side: runs `iters` operations and returns the time they took.
 ///
 /// The time may be the wall time of the whole run or the sum of per-operation
@@ -152,8 +173,8 @@ pub struct Pair {
     pub target: f64,
     /// What is measured.
     pub measure: Measure,
-    /// A hand-off between two threads whose placement `--pin` controls.
-    pub latency: bool,
+    /// What `--pin` does with the row's threads.
+    pub placement: Placement,
     /// Interleaved rounds in a full run (`--quick` uses at most 3).
     pub rounds: usize,
 }
@@ -172,7 +193,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 100,
             },
         },
-        latency: false,
+        placement: Placement::Free,
         rounds: 21,
     },
     Pair {
@@ -187,7 +208,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 100,
             },
         },
-        latency: false,
+        placement: Placement::Free,
         rounds: 21,
     },
     Pair {
@@ -202,7 +223,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 5_000_000,
             },
         },
-        latency: false,
+        placement: Placement::Free,
         rounds: 21,
     },
     Pair {
@@ -217,7 +238,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 50_000,
             },
         },
-        latency: false,
+        placement: Placement::Split,
         rounds: 21,
     },
     Pair {
@@ -232,7 +253,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 50_000,
             },
         },
-        latency: false,
+        placement: Placement::Split,
         rounds: 21,
     },
     Pair {
@@ -247,7 +268,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 50_000,
             },
         },
-        latency: false,
+        placement: Placement::Split,
         rounds: 21,
     },
     Pair {
@@ -262,7 +283,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 50_000,
             },
         },
-        latency: false,
+        placement: Placement::Split,
         rounds: 21,
     },
     Pair {
@@ -277,7 +298,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 60,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -292,7 +313,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 30,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -307,7 +328,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 30,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -322,7 +343,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 500,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -337,7 +358,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 300,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -352,7 +373,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 40,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -367,7 +388,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 40,
             },
         },
-        latency: true,
+        placement: Placement::Latency,
         rounds: 21,
     },
     Pair {
@@ -382,7 +403,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 1_000,
             },
         },
-        latency: false,
+        placement: Placement::Free,
         rounds: 3,
     },
     Pair {
@@ -397,7 +418,7 @@ pub const PAIRS: &[Pair] = &[
                 quick: 300,
             },
         },
-        latency: false,
+        placement: Placement::Free,
         rounds: 7,
     },
 ];

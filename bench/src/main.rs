@@ -7,7 +7,8 @@
 //! * `--quick`: fewer operations and at most 3 rounds (CI's smoke run, < 45 s).
 //! * `--json`: the rows as a JSON array instead of the table (progress goes to stderr).
 //! * `--pin`: latency pairs with the timing thread on one CPU and its partner
-//!   on another, plus `_samecpu` rows with both on the same CPU.
+//!   on another, plus `_samecpu` rows with both on the same CPU; queue pairs
+//!   with the producers on one CPU and the consumer on another.
 //! * `--only`: just the named rows (comma-separated pair names).
 //! * `--svg FILE`: also write the ratios and their spread as an SVG bar chart.
 //!
@@ -23,7 +24,7 @@
 )]
 
 use kthread_bench::report::{self, Row, Unit};
-use kthread_bench::{spawn, sys, timed, BytesFn, Measure, Pair, Pin, TimeFn, PAIRS};
+use kthread_bench::{spawn, sys, timed, BytesFn, Measure, Pair, Pin, Placement, TimeFn, PAIRS};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -200,7 +201,7 @@ fn main() -> ExitCode {
             if opts.quick { ", --quick" } else { "" }
         );
         if !opts.pin {
-            notes.push("Latency pairs unpinned (--pin pins them).".to_owned());
+            notes.push("Latency and queue pairs unpinned (--pin pins them).".to_owned());
         }
         for n in &notes {
             println!("{n}");
@@ -210,42 +211,48 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Where a pair runs: unpinned, or (`--pin`, latency pairs) two CPUs and one.
+/// Where a pair runs: unpinned, or (`--pin`) two CPUs, and for latency
+/// pairs also one.
 fn placements(pair: &Pair, pin: bool, notes: &mut Vec<String>) -> Vec<(&'static str, Pin)> {
-    if !pin || !pair.latency {
+    let cpus = sys::allowed_cpus();
+    if !pin || pair.placement == Placement::Free {
         return vec![("", Pin::Off)];
     }
-    let cpus = sys::allowed_cpus();
-    let same = (
-        "_samecpu",
-        Pin::On {
-            main: cpus[0],
-            other: cpus[0],
-        },
-    );
     if cpus.len() < 2 {
+        if pair.placement == Placement::Split {
+            notes.push(format!("{}: one CPU allowed: unpinned.", pair.name));
+            return vec![("", Pin::Off)];
+        }
         notes.push(format!(
             "{}: one CPU allowed: only the _samecpu row.",
             pair.name
         ));
-        return vec![same];
+        return vec![(
+            "_samecpu",
+            Pin::On {
+                main: cpus[0],
+                other: cpus[0],
+            },
+        )];
     }
     if !notes.iter().any(|n| n.starts_with("--pin")) {
         notes.push(format!(
-            "--pin: latency rows time on CPU {} with the partner on CPU {}; _samecpu rows put both on CPU {}.",
-            cpus[0], cpus[1], cpus[0]
+            "--pin: latency rows time on CPU {} with the partner on CPU {}; _samecpu rows put both on CPU {}; queue rows produce on CPU {} and consume on CPU {}.",
+            cpus[0], cpus[1], cpus[0], cpus[0], cpus[1]
         ));
     }
-    vec![
-        (
-            "",
-            Pin::On {
-                main: cpus[0],
-                other: cpus[1],
-            },
-        ),
-        same,
-    ]
+    let split = Pin::On {
+        main: cpus[0],
+        other: cpus[1],
+    };
+    if pair.placement == Placement::Split {
+        return vec![("", split)];
+    }
+    let same = Pin::On {
+        main: cpus[0],
+        other: cpus[0],
+    };
+    vec![("", split), ("_samecpu", same)]
 }
 
 /// A row whose per-round ratios spread wider than this (IQR / median)

@@ -1,5 +1,8 @@
 //! Queue throughput: no-op `Work` items on a `Worker` against a bounded channel.
 //!
+//! Under `--pin` the producers run on one CPU and the consumer (the
+//! worker's kthread, the channel's receiver) on another.
+//!
 //! Each side is timed from the first queue to the moment all `n` items have
 //! run, and ends with one blocking hand-off: `Worker::flush` for kthread,
 //! dropping the sender and joining the consumer for the peer.
@@ -49,14 +52,27 @@ fn cycle(len: usize, quota: u64, mut queue: impl FnMut(usize) -> bool) {
     }
 }
 
+/// Pins a further producer beside the measuring one, if pinned.
+fn pin_main(pin: Pin) {
+    if let Some(cpu) = pin.main() {
+        crate::sys::pin_thread(cpu);
+    }
+}
+
 /// Queues items of `ring` in turn until `quota` queue calls have succeeded.
 fn produce(worker: &Worker, ring: &[Work], quota: u64) {
     cycle(ring.len(), quota, |i| worker.queue(&ring[i]));
 }
 
 /// `producers` threads queue no-op items on one worker until `n` have run.
-fn kthread_queue(n: u64, producers: usize) -> Duration {
-    let worker = Worker::new("bench-queue").expect("Worker::new");
+fn kthread_queue(n: u64, producers: usize, pin: Pin) -> Duration {
+    let builder = Worker::builder("bench-queue");
+    let worker = match pin.other() {
+        Some(cpu) => builder.cpu(cpu),
+        None => builder,
+    }
+    .create()
+    .expect("Worker::new");
     let rings: Vec<Vec<Work>> = (0..producers)
         .map(|_| (0..RING).map(|_| Work::new(|| ())).collect())
         .collect();
@@ -71,6 +87,7 @@ fn kthread_queue(n: u64, producers: usize) -> Duration {
             .map(|(ring, &quota)| {
                 let (worker, go) = (&worker, &go);
                 s.spawn(move || {
+                    pin_main(pin);
                     go.wait();
                     produce(worker, ring, quota);
                 })
@@ -99,12 +116,13 @@ fn kthread_queue(n: u64, producers: usize) -> Duration {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// `producers` threads send `n` boxed no-op closures to one consumer that runs them.
-fn crossbeam_closures(n: u64, producers: usize) -> Duration {
+fn crossbeam_closures(n: u64, producers: usize, pin: Pin) -> Duration {
     let (tx, rx) = bounded::<Job>(CAPACITY);
     let quotas = shares(n, producers);
     let go = Barrier::new(producers);
     thread::scope(|s| {
         let consumer = s.spawn(move || {
+            pin.pin_other();
             let mut ran = 0u64;
             for job in rx {
                 job();
@@ -117,6 +135,7 @@ fn crossbeam_closures(n: u64, producers: usize) -> Duration {
             .map(|&quota| {
                 let (tx, go) = (tx.clone(), &go);
                 s.spawn(move || {
+                    pin_main(pin);
                     go.wait();
                     for _ in 0..quota {
                         tx.send(Box::new(|| ())).expect("consumer alive");
@@ -144,42 +163,45 @@ fn crossbeam_closures(n: u64, producers: usize) -> Duration {
 ///
 /// # Panics
 /// If the worker cannot be created or does not run every item.
-pub fn kthread_queue_1p(n: u64, _pin: Pin) -> Duration {
-    kthread_queue(n, 1)
+pub fn kthread_queue_1p(n: u64, pin: Pin) -> Duration {
+    kthread_queue(n, 1, pin)
 }
 
 /// 2 producers, each with its own 1024 items, until `n` have run in all.
 ///
 /// # Panics
 /// As [`kthread_queue_1p`].
-pub fn kthread_queue_2p(n: u64, _pin: Pin) -> Duration {
-    kthread_queue(n, 2)
+pub fn kthread_queue_2p(n: u64, pin: Pin) -> Duration {
+    kthread_queue(n, 2, pin)
 }
 
 /// 1 producer sends `n` boxed no-op closures over `bounded(1024)` to a thread that runs them.
 ///
 /// # Panics
 /// If a thread cannot be spawned.
-pub fn crossbeam_closure_1p(n: u64, _pin: Pin) -> Duration {
-    crossbeam_closures(n, 1)
+pub fn crossbeam_closure_1p(n: u64, pin: Pin) -> Duration {
+    crossbeam_closures(n, 1, pin)
 }
 
 /// As [`crossbeam_closure_1p`] with 2 producers.
 ///
 /// # Panics
 /// If a thread cannot be spawned.
-pub fn crossbeam_closure_2p(n: u64, _pin: Pin) -> Duration {
-    crossbeam_closures(n, 2)
+pub fn crossbeam_closure_2p(n: u64, pin: Pin) -> Duration {
+    crossbeam_closures(n, 2, pin)
 }
 
 /// 1 producer sends `n` `u64`s over `bounded(1024)` to a consumer thread that sums them.
 ///
 /// # Panics
 /// If a thread cannot be spawned.
-pub fn crossbeam_u64_1p(n: u64, _pin: Pin) -> Duration {
+pub fn crossbeam_u64_1p(n: u64, pin: Pin) -> Duration {
     let (tx, rx) = bounded::<u64>(CAPACITY);
     thread::scope(|s| {
-        let consumer = s.spawn(move || rx.iter().fold(0u64, u64::wrapping_add));
+        let consumer = s.spawn(move || {
+            pin.pin_other();
+            rx.iter().fold(0u64, u64::wrapping_add)
+        });
         let t0 = Instant::now();
         for i in 0..n {
             tx.send(i).expect("consumer alive");
@@ -241,7 +263,7 @@ fn floor_run(top: *mut FloorItem) -> u64 {
 ///
 /// # Panics
 /// If a thread cannot be spawned or an item is lost.
-pub fn floor_1p(n: u64, _pin: Pin) -> Duration {
+pub fn floor_1p(n: u64, pin: Pin) -> Duration {
     let ring: Vec<Box<FloorItem>> = (0..RING)
         .map(|_| {
             Box::new(FloorItem {
@@ -255,6 +277,7 @@ pub fn floor_1p(n: u64, _pin: Pin) -> Duration {
     let done = AtomicBool::new(false);
     thread::scope(|s| {
         let consumer = s.spawn(|| {
+            pin.pin_other();
             let mut ran = 0u64;
             let mut empty = 0u32;
             loop {

@@ -3,7 +3,7 @@
 //! No timing is asserted (the figures belong to the `kthread-bench` table);
 //! this only proves the harness neither hangs nor panics, pinned or not.
 
-use kthread_bench::{sys, timed, Measure, Pin, PAIRS};
+use kthread_bench::{sys, timed, Measure, Pin, Placement, PAIRS};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -45,15 +45,19 @@ fn every_timed_pair_runs() {
         let Measure::Time { kthread, peer, .. } = pair.measure else {
             continue;
         };
-        let pins = if pair.latency {
-            placements()
-        } else {
-            vec![Pin::Off]
+        // Split pairs run unpinned and on two CPUs; latency pairs also on one.
+        let pins = match pair.placement {
+            Placement::Latency => placements(),
+            Placement::Split => placements()
+                .into_iter()
+                .filter(|p| !matches!(*p, Pin::On { main, other } if main == other))
+                .collect(),
+            Placement::Free => vec![Pin::Off],
         };
         for pin in pins {
             // Small counts, but enough for two producers and a ring lap.
             let n = 2_000;
-            let n = if pair.latency || pair.name.starts_with("create") {
+            let n = if pair.placement == Placement::Latency || pair.name.starts_with("create") {
                 3
             } else {
                 n
