@@ -87,6 +87,18 @@ impl Pin {
         }
     }
 
+    /// Pins the calling thread to the measuring thread's CPU, if pinned
+    /// (for further producers beside it).
+    ///
+    /// ```
+    /// kthread_bench::Pin::Off.pin_main(); // unpinned: nothing happens
+    /// ```
+    pub fn pin_main(self) {
+        if let Some(cpu) = self.main() {
+            sys::pin_thread(cpu);
+        }
+    }
+
     /// Pins the calling thread to the other CPU, if pinned (for peer threads).
     ///
     /// ```

@@ -52,13 +52,6 @@ fn cycle(len: usize, quota: u64, mut queue: impl FnMut(usize) -> bool) {
     }
 }
 
-/// Pins a further producer beside the measuring one, if pinned.
-fn pin_main(pin: Pin) {
-    if let Some(cpu) = pin.main() {
-        crate::sys::pin_thread(cpu);
-    }
-}
-
 /// Queues items of `ring` in turn until `quota` queue calls have succeeded.
 fn produce(worker: &Worker, ring: &[Work], quota: u64) {
     cycle(ring.len(), quota, |i| worker.queue(&ring[i]));
@@ -72,7 +65,7 @@ fn kthread_queue(n: u64, producers: usize, pin: Pin) -> Duration {
         None => builder,
     }
     .create()
-    .expect("Worker::new");
+    .expect("WorkerBuilder::create");
     let rings: Vec<Vec<Work>> = (0..producers)
         .map(|_| (0..RING).map(|_| Work::new(|| ())).collect())
         .collect();
@@ -87,7 +80,7 @@ fn kthread_queue(n: u64, producers: usize, pin: Pin) -> Duration {
             .map(|(ring, &quota)| {
                 let (worker, go) = (&worker, &go);
                 s.spawn(move || {
-                    pin_main(pin);
+                    pin.pin_main();
                     go.wait();
                     produce(worker, ring, quota);
                 })
@@ -135,7 +128,7 @@ fn crossbeam_closures(n: u64, producers: usize, pin: Pin) -> Duration {
             .map(|&quota| {
                 let (tx, go) = (tx.clone(), &go);
                 s.spawn(move || {
-                    pin_main(pin);
+                    pin.pin_main();
                     go.wait();
                     for _ in 0..quota {
                         tx.send(Box::new(|| ())).expect("consumer alive");
