@@ -88,6 +88,21 @@ pub fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
+/// The CPU the calling thread runs on now (`sched_getcpu`).
+///
+/// ```
+/// assert!(kthread_bench::sys::allowed_cpus().contains(&kthread_bench::sys::current_cpu()));
+/// ```
+///
+/// # Panics
+/// If the kernel cannot say (`sched_getcpu` fails only without vDSO or
+/// `getcpu` support, where no placement figure would mean anything).
+pub fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).unwrap_or_else(|_| panic!("sched_getcpu: {}", io::Error::last_os_error()))
+}
+
 /// Pins the calling thread to `cpu` for good (threads made for one measurement).
 ///
 /// # Panics
