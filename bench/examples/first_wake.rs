@@ -17,6 +17,7 @@
 //! it, a thread spawned by the caller where the caller was. BENCHMARKS.md
 //! ("Rows that miss") has the figures of this probe.
 
+use kthread_bench::report::Spread;
 use kthread_bench::sys::{current_cpu, futex_wait, futex_wake};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,12 +30,13 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The bench's median; NaN when a split holds no cycle.
+fn median(v: Vec<f64>) -> f64 {
     if v.is_empty() {
-        return f64::NAN;
+        f64::NAN
+    } else {
+        Spread::of(&v).mid
     }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One kthread cycle's phases, and whether `f` ran on the creator's CPU.
@@ -85,7 +87,9 @@ fn caller_born_cycle() -> (f64, bool) {
         }
         r.store(current_cpu(), Ordering::Relaxed);
     });
-    std::thread::sleep(SPACING); // spacing: the thread is asleep by now or soon
+    // Pacing, not synchronisation: the thread re-checks the gate, so a wake
+    // that finds it still awake is correct (and then costs no futex sleep).
+    std::thread::sleep(SPACING);
     let cpu = current_cpu();
     let t0 = Instant::now();
     gate.store(1, Ordering::Release);
